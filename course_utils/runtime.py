@@ -1,0 +1,102 @@
+"""Where the course runs: the device, random seeds, and quick mode.
+
+Quick mode (the environment variable ``COURSE_QUICK``) shrinks every training budget so that CI can run every
+notebook in minutes. Notebooks never hard-code a step count, corpus size or epoch count that makes them slow:
+they ask :func:`budget` for it.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+QUICK_ENV_VAR = "COURSE_QUICK"
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+class QuickModeError(ValueError):
+    """``COURSE_QUICK`` holds a value that is neither true nor false."""
+
+
+def quick_mode() -> bool:
+    """True when the environment variable ``COURSE_QUICK`` says so (1/true/yes/on; 0/false/no/off or unset = full)."""
+    raw = os.environ.get(QUICK_ENV_VAR, "")
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise QuickModeError(
+        f"{QUICK_ENV_VAR}={raw!r} is not understood. Use {QUICK_ENV_VAR}=1 (quick: small budgets, as in CI) "
+        f"or {QUICK_ENV_VAR}=0 (full run), or leave it unset for a full run."
+    )
+
+
+def budget(full: int | float, quick: int | float):
+    """Pick the full-mode value or the quick-mode value of a slow setting (steps, epochs, corpus size, ...).
+
+    >>> steps = budget(full=3000, quick=60)
+    """
+    if quick > full:
+        raise ValueError(f"budget(full={full}, quick={quick}): the quick value should not exceed the full one.")
+    return quick if quick_mode() else full
+
+
+def mode_banner() -> str:
+    """One line that says which mode this notebook runs in; notebooks print it near the top."""
+    if quick_mode():
+        return (f"QUICK MODE ({QUICK_ENV_VAR}=1): training budgets are shrunk so the notebook runs in seconds; "
+                "numbers and plots are rougher than in a full run.")
+    return f"Full mode: the real training budgets (set {QUICK_ENV_VAR}=1 for a fast, rough run)."
+
+
+def device(preferred: str | None = None, verbose: bool = True) -> torch.device:
+    """Choose where tensors live: cuda if a GPU is there, then Apple's mps, then the cpu. Prints one line why.
+
+    ``preferred`` ("cuda", "mps" or "cpu") forces a choice; asking for one that is not available is an error.
+    The environment variable ``COURSE_DEVICE`` does the same for a whole session.
+    """
+    choice = preferred or os.environ.get("COURSE_DEVICE") or None
+    available = {
+        "cuda": torch.cuda.is_available(),
+        "mps": bool(getattr(torch.backends, "mps", None)) and torch.backends.mps.is_available(),
+        "cpu": True,
+    }
+    if choice is not None:
+        choice = choice.strip().lower()
+        if choice not in available:
+            raise ValueError(f"Unknown device {choice!r}: use 'cuda', 'mps' or 'cpu'.")
+        if not available[choice]:
+            raise RuntimeError(f"Device {choice!r} was asked for but is not available on this machine. "
+                               f"Available: {', '.join(k for k, v in available.items() if v)}.")
+        why = "as asked"
+    elif available["cuda"]:
+        choice, why = "cuda", f"an NVIDIA GPU was found ({torch.cuda.get_device_name(0)})"
+    elif available["mps"]:
+        choice, why = "mps", "an Apple-silicon GPU was found (Metal)"
+    else:
+        choice, why = "cpu", f"no GPU was found; using {torch.get_num_threads()} CPU threads"
+    if verbose:
+        print(f"Device: {choice} ({why})")
+    return torch.device(choice)
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) so a run can be repeated exactly."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def autocast(dev: torch.device | str):
+    """bf16 autocast on CUDA, a no-op context elsewhere. Use as ``with autocast(dev): logits = model(x)``."""
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+    return torch.autocast(device_type="cpu", enabled=False)
