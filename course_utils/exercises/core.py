@@ -18,7 +18,7 @@ import os
 import textwrap
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -237,7 +237,6 @@ def strict_mode() -> bool:
 
 # ---- questions ------------------------------------------------------------------------------------------------
 
-@dataclass
 class Question:
     """One exercise.
 
@@ -246,18 +245,17 @@ class Question:
     answer:     the name the learner's answer cell defines (a function or a variable)
     checker:    checker(answer) -> None, raising Incorrect / NotAttempted (use ``call`` to run functions)
     hints:      one or more hints, gentlest first
-    solution:   the reference answer cell, as Python source; it defines ``answer``
+    solution:   the reference answer cell, as Python source; it defines ``answer`` (kept as ``solution_code``)
     success:    what a correct answer hears
     """
 
-    key: str
-    title: str
-    answer: str
-    checker: Callable[[Any], None]
-    hints: Sequence[str]
-    solution: str
-    success: str = "well done."
-    _hint_shown: int = field(default=0, repr=False)
+    def __init__(self, key: str, title: str, answer: str, checker: Callable[[Any], None], hints: Sequence[str],
+                 solution: str, success: str = "well done."):
+        self.key, self.title, self.answer, self.checker = key, title, answer, checker
+        self.hints = list(hints)
+        self.solution_code = solution
+        self.success = success
+        self._hint_shown = 0
 
     @property
     def label(self) -> str:
@@ -304,7 +302,7 @@ class Question:
         show(_Panel("solution", self.label, self.solution_source(), code=True))
 
     def solution_source(self) -> str:
-        return textwrap.dedent(self.solution).strip("\n")
+        return textwrap.dedent(self.solution_code).strip("\n")
 
     def reference(self, namespace: dict[str, Any] | None = None) -> Any:
         """Run the solution source and return what it defines as ``answer`` (tests use this)."""
