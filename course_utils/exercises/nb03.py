@@ -1,0 +1,194 @@
+"""Exercises for notebook 03 (self-attention): stable softmax, attention weights, the whole operation, temperature."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, expect_close
+
+ATOL = 1e-5
+
+
+def _softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    return torch.softmax(x.double(), dim=dim)
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4))
+
+
+def _tensor_of_shape(value, shape, names: str, extra: dict | None = None) -> torch.Tensor:
+    """The answer as a tensor of the expected shape; a wrong shape gets a message naming both shapes."""
+    t = as_tensor(value)
+    if tuple(t.shape) != tuple(shape):
+        msg = f"wrong shape: expected {describe_shape(shape, names)}, got {tuple(t.shape)}"
+        for bad_shape, why in (extra or {}).items():
+            if tuple(t.shape) == tuple(bad_shape):
+                msg += f" - {why}"
+                break
+        raise Incorrect(msg)
+    return t
+
+
+def _diagnose(got: torch.Tensor, want: torch.Tensor, suspects: list[tuple[torch.Tensor, str]], what: str):
+    """Name the likely mistake if the answer matches a known wrong answer, else fall back to the largest gap."""
+    if _close(got, want):
+        return
+    for wrong, message in suspects:
+        if _close(got, wrong):
+            raise Incorrect(message)
+    expect_close(got, want, what=what, atol=ATOL)
+
+
+# ---- q1: stable softmax ----------------------------------------------------------------------------------------
+
+def _check_stable_softmax(stable_softmax) -> None:
+    g = torch.Generator().manual_seed(3)
+    cases = [torch.tensor([[1.2, 3.5, 0.8, 0.1, 2.4]]), torch.randn(4, 6, generator=g) * 3,
+             torch.randn(2, 3, 5, generator=g), torch.randn(7, generator=g)]
+    for x in cases:
+        got = _tensor_of_shape(call(stable_softmax, x.clone()), x.shape, "")
+        want = _softmax(x)
+        sums = got.double().sum(-1)
+        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
+            if x.dim() > 1 and torch.allclose(got.double().sum(0), torch.ones_like(got[0].double()), atol=1e-4):
+                raise Incorrect("rows do not sum to 1, but columns do: you normalised along dim 0. Softmax goes "
+                                "along the last dim (dim=-1): use .max(dim=-1, keepdim=True) and "
+                                ".sum(dim=-1, keepdim=True).")
+            raise Incorrect(f"rows do not sum to 1 (for input shape {tuple(x.shape)} the first row sums to "
+                            f"{sums.flatten()[0].item():.4g}): divide each exp by the sum of its own row "
+                            "(sum(dim=-1, keepdim=True)).")
+        _diagnose(got, want, [(x.double() / x.double().sum(-1, keepdim=True),
+                               "you divided the scores by their sum without exponentiating: softmax is "
+                               "exp(x_i) / sum_j exp(x_j).")], "the weights")
+    big = torch.tensor([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 90.0], [-1000.0, -1000.0, -999.0]])
+    got = as_tensor(call(stable_softmax, big.clone()))
+    if not torch.isfinite(got).all():
+        raise Incorrect("for large scores such as [1000, 1001, 1002] your softmax gives inf or NaN: exp(1000) "
+                        "overflows. Subtract each row's maximum before exp (the result is mathematically the same).")
+    expect_close(got, _softmax(big), what="the weights for large scores [1000, 1001, 1002]", atol=ATOL)
+
+
+# ---- q2: attention weights -------------------------------------------------------------------------------------
+
+def _weight_cases():
+    g = torch.Generator().manual_seed(7)
+    for B, T, d in [(2, 5, 16), (1, 3, 64), (3, 6, 4), (2, 4, 100)]:
+        yield torch.randn(B, T, d, generator=g), torch.randn(B, T, d, generator=g)
+
+
+def _weight_suspects(q: torch.Tensor, k: torch.Tensor) -> list[tuple[torch.Tensor, str]]:
+    q, k = q.double(), k.double()
+    d = q.shape[-1]
+    s = q @ k.transpose(-2, -1)
+    return [
+        (_softmax(s), f"forgot to divide by the square root of d: the scores q.k must be scaled by 1/sqrt(d) "
+                      f"(here d={d}, so by 1/{math.sqrt(d):.3g}) before the softmax."),
+        (_softmax(s / d), f"you divided by d={d}; divide by the square root of d (math.sqrt(d)) instead."),
+        (_softmax(s / math.sqrt(d), dim=-2), "rows do not sum to 1 (your columns do): take the softmax over the "
+                                            "keys, the last dim (dim=-1), so each query's weights sum to 1."),
+        (_softmax(s / math.sqrt(d)).transpose(-2, -1),
+         "your matrix is transposed: row i must hold query i's weights over the keys j; compute q @ k^T, not "
+         "k @ q^T."),
+        (s / math.sqrt(d), "these are the scaled scores; the weights are their softmax along the last dim."),
+    ]
+
+
+def _check_attention_weights(attention_weights) -> None:
+    for q, k in _weight_cases():
+        B, T, d = q.shape
+        got = _tensor_of_shape(call(attention_weights, q.clone(), k.clone()), (B, T, T), "B T T",
+                               {(B, T, d): "that is the shape of q (B, T, d): the weights compare every query "
+                                           "with every key, q @ k.transpose(-2, -1)",
+                                (B, d, d): "you multiplied q^T by k; you want q @ k.transpose(-2, -1)"})
+        want = _softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d))
+        _diagnose(got, want, _weight_suspects(q, k), "the attention weights")
+
+
+# ---- q3: the whole operation -----------------------------------------------------------------------------------
+
+def _check_attend(attend) -> None:
+    g = torch.Generator().manual_seed(11)
+    for B, T, d, d_v in [(2, 5, 16, 8), (1, 4, 64, 3), (3, 7, 9, 9)]:
+        q, k, v = (torch.randn(B, T, d, generator=g), torch.randn(B, T, d, generator=g),
+                   torch.randn(B, T, d_v, generator=g))
+        got = _tensor_of_shape(call(attend, q.clone(), k.clone(), v.clone()), (B, T, d_v), "B T d_v",
+                               {(B, T, T): "that is the shape of the weights (B, T, T): return weights @ v, the "
+                                           "weighted average of the value vectors"})
+        vd = v.double()
+        want = _softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d)) @ vd
+        suspects = [(w @ vd, msg) for w, msg in _weight_suspects(q, k)[:3]]
+        suspects.append(((q.double() @ k.double().transpose(-2, -1) / math.sqrt(d)) @ vd,
+                         "you multiplied the raw scores by v: take their softmax first, so that each output is "
+                         "a weighted average of the values (weights between 0 and 1 that sum to 1)."))
+        _diagnose(got, want, suspects, "the outputs")
+
+
+# ---- q4: temperature -------------------------------------------------------------------------------------------
+
+def _check_softmax_with_temperature(softmax_with_temperature) -> None:
+    scores = torch.tensor([1.2, 3.5, 0.8, 0.1, 2.4])
+    g = torch.Generator().manual_seed(5)
+    for x, tau in [(scores, 1.0), (scores, 2.0), (scores, 0.5), (torch.randn(3, 6, generator=g), 4.0),
+                   (torch.randn(2, 5, generator=g) * 3, 0.25)]:
+        got = _tensor_of_shape(call(softmax_with_temperature, x.clone(), tau), x.shape, "")
+        want = _softmax(x.double() / tau)
+        _diagnose(got, want, [
+            (_softmax(x.double() * tau), f"you multiplied by the temperature (tau={tau}); divide the scores by it: "
+                                         "a high temperature must flatten the weights, a low one sharpen them."),
+            (_softmax(x.double()), f"tau={tau} changed nothing: divide the scores by tau before the softmax."),
+            (_softmax(x.double()) / tau, "divide the scores by tau *before* the softmax, not the weights after."),
+        ], f"the weights at tau={tau}")
+    got = as_tensor(call(softmax_with_temperature, scores * 100, 0.01))
+    if not torch.isfinite(got).all():
+        raise Incorrect("with scores * 100 and tau=0.01 your weights contain inf or NaN: subtract the maximum "
+                        "before exp (or reuse your stable softmax).")
+
+
+EXERCISES = ExerciseSet("03", "Self-attention", [
+    Question(
+        key="q1", title="A numerically stable softmax", answer="stable_softmax", checker=_check_stable_softmax,
+        hints=["Work along the last dim: `m = x.max(dim=-1, keepdim=True).values`.",
+               "`e = torch.exp(x - m)`, then divide by `e.sum(dim=-1, keepdim=True)`; keepdim=True keeps the "
+               "shapes broadcastable."],
+        solution='''
+def stable_softmax(x):
+    e = torch.exp(x - x.max(dim=-1, keepdim=True).values)
+    return e / e.sum(dim=-1, keepdim=True)
+''',
+        success="subtracting the max changes nothing mathematically and saves you from exp(1000) = inf."),
+    Question(
+        key="q2", title="Attention weights", answer="attention_weights", checker=_check_attention_weights,
+        hints=["The scores are every query dotted with every key: `q @ k.transpose(-2, -1)`, shape (B, T, T).",
+               "Divide by `math.sqrt(d)` where `d = q.shape[-1]`, then softmax over the last dim."],
+        solution='''
+def attention_weights(q, k):
+    d = q.shape[-1]
+    scores = q @ k.transpose(-2, -1) / math.sqrt(d)
+    return torch.softmax(scores, dim=-1)
+''',
+        success="row i says how much query i takes from each key; every row sums to 1."),
+    Question(
+        key="q3", title="The whole operation", answer="attend", checker=_check_attend,
+        hints=["First the weights, as in q2, then the weighted average of the values: `weights @ v`.",
+               "The output has one vector per query, of the size of the values: (B, T, d_v)."],
+        solution='''
+def attend(q, k, v):
+    d = q.shape[-1]
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(d), dim=-1)
+    return weights @ v
+''',
+        success="that is softmax(QK^T / sqrt(d)) V, the line at the heart of every transformer."),
+    Question(
+        key="q4", title="Softmax with a temperature", answer="softmax_with_temperature",
+        checker=_check_softmax_with_temperature,
+        hints=["Divide the scores by tau, then take a (stable) softmax over the last dim.",
+               "`torch.softmax(x / tau, dim=-1)` is stable already: PyTorch subtracts the max for you."],
+        solution='''
+def softmax_with_temperature(x, tau):
+    return torch.softmax(x / tau, dim=-1)
+''',
+        success="dividing by sqrt(d) in attention is exactly a temperature of sqrt(d)."),
+])

@@ -1,0 +1,121 @@
+"""Notebook 04's exercises: the reference passes, plausible mistakes get the intended message, blanks are blanks."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils.exercises import ____, load
+
+ex = load("04")
+
+
+def _incorrect(question, answer, fragment):
+    fb = question.evaluate(answer)
+    assert fb.status == "incorrect", fb
+    assert fragment in fb.message, fb.message
+
+
+@pytest.mark.parametrize("q", list(ex), ids=lambda q: q.key)
+def test_reference_passes(q):
+    fb = q.evaluate(q.reference())
+    assert fb.status == "correct", fb
+
+
+@pytest.mark.parametrize("q", list(ex), ids=lambda q: q.key)
+def test_blank_is_not_attempted(q):
+    assert q.evaluate(____).status == "not attempted"
+
+    def returns_blank(*args):
+        return ____
+
+    assert q.evaluate(returns_blank).status == "not attempted"
+
+
+def _tri(T, diagonal, upper=True):
+    m = torch.ones(T, T, dtype=torch.bool)
+    return m.triu(diagonal) if upper else m.tril(diagonal)
+
+
+def test_q1_mistakes():
+    _incorrect(ex.q1, lambda s: s.masked_fill(_tri(s.shape[-1], 1), 0.0), "not -inf")
+    _incorrect(ex.q1, lambda s: s.masked_fill(_tri(s.shape[-1], 0), float("-inf")), "the diagonal is masked")
+    _incorrect(ex.q1, lambda s: s.masked_fill(_tri(s.shape[-1], -1, upper=False), float("-inf")),
+               "you blocked the past")
+    _incorrect(ex.q1, lambda s: s, "the future leaked into position 0")
+    _incorrect(ex.q1, lambda s: s[0], "wrong shape: expected (B=2, T=5, T=5)")
+
+
+def _scores(q, k, scale=True):
+    return q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+
+
+def test_q2_mistakes():
+    def no_mask(q, k, v):
+        return torch.softmax(_scores(q, k), -1) @ v
+
+    def mask_after_softmax(q, k, v):
+        w = torch.softmax(_scores(q, k), -1)
+        return (w * _tri(q.shape[-2], 0, upper=False)) @ v
+
+    def unscaled(q, k, v):
+        s = _scores(q, k, scale=False).masked_fill(_tri(q.shape[-2], 1), float("-inf"))
+        return torch.softmax(s, -1) @ v
+
+    def weights_only(q, k, v):
+        return torch.softmax(_scores(q, k).masked_fill(_tri(q.shape[-2], 1), float("-inf")), -1)
+
+    def masks_diagonal(q, k, v):
+        s = _scores(q, k).masked_fill(_tri(q.shape[-2], 0), float("-inf"))
+        return torch.softmax(s, -1) @ v
+
+    _incorrect(ex.q2, no_mask, "the future leaked into position")
+    _incorrect(ex.q2, mask_after_softmax, "rows do not sum to 1")
+    _incorrect(ex.q2, unscaled, "forgot to divide by the square root of d")
+    _incorrect(ex.q2, weights_only, "wrong shape: expected (B=2, T=6, d_v=8), got (2, 6, 6)")
+    _incorrect(ex.q2, masks_diagonal, "NaN")
+
+
+def _keys(lengths, T):
+    return torch.arange(T)[None, :] < lengths[:, None]
+
+
+def test_q3_mistakes():
+    def causal_only(lengths, T):
+        return _tri(T, 0, upper=False).expand(len(lengths), T, T)
+
+    def padding_only(lengths, T):
+        return _keys(lengths, T)[:, None, :].expand(len(lengths), T, T)
+
+    def inverted(lengths, T):
+        return ~(_keys(lengths, T)[:, None, :] & _tri(T, 0, upper=False))
+
+    def also_queries(lengths, T):
+        keys = _keys(lengths, T)
+        return keys[:, None, :] & keys[:, :, None] & _tri(T, 0, upper=False)
+
+    _incorrect(ex.q3, causal_only, "the padding is still visible")
+    _incorrect(ex.q3, padding_only, "the future leaked into position 0")
+    _incorrect(ex.q3, inverted, "inverted")
+    _incorrect(ex.q3, also_queries, "padded *query* rows")
+    _incorrect(ex.q3, lambda lengths, T: _keys(lengths, T), "that is the padding mask alone")
+    _incorrect(ex.q3, lambda lengths, T: (_keys(lengths, T)[:, None, :] & _tri(T, 0, upper=False)).float(),
+               "should be boolean")
+
+
+def test_q4_mistakes():
+    def nan_trap(q, k, v, mask):
+        s = _scores(q, k).masked_fill(~mask, float("-inf"))
+        return torch.softmax(s, -1) @ v
+
+    def ignores_mask(q, k, v, mask):
+        return torch.softmax(_scores(q, k), -1) @ v
+
+    def uniform_rows(q, k, v, mask):
+        return torch.softmax(_scores(q, k).masked_fill(~mask, -1e9), -1) @ v
+
+    _incorrect(ex.q4, nan_trap, "NaN in sequence 0, position 0")
+    _incorrect(ex.q4, ignores_mask, "should give an all-zero output")
+    _incorrect(ex.q4, uniform_rows, "should give an all-zero output")
