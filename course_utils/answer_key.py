@@ -85,11 +85,12 @@ def execute(path: Path, timeout: int = 900, quick: bool = True) -> None:
     """Run one key top to bottom in a fresh kernel, in strict mode (a failing check raises), and store outputs."""
     from nbclient import NotebookClient
 
-    os.environ["COURSE_CHECKS_STRICT"] = "1"
-    os.environ.setdefault("COURSE_QUICK", "1" if quick else "0")
+    env = {**os.environ, "COURSE_CHECKS_STRICT": "1"}
+    env.setdefault("COURSE_QUICK", "1" if quick else "0")
     nb = nbformat.read(path, as_version=4)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(REPO / "notebooks")}}).execute()
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(REPO / "notebooks")}})
+    client.execute(env=env)   # the variables go to this kernel only, not to the calling process
     nbformat.write(nb, path)
 
 

@@ -54,7 +54,7 @@ def _check_make_grid(make_grid) -> None:
                             "rows and columns are swapped")
         expect_shape(got, (n, m), "rows cols")
         want = torch.arange(n * m).reshape(n, m)
-        if torch.equal(got.to(want.dtype), want.T.reshape(n, m)) and n > 1 and m > 1:
+        if torch.equal(got.to(want.dtype), torch.arange(n * m).reshape(m, n).T) and n > 1 and m > 1:
             raise Incorrect("the numbers run down the columns; they should run along the rows "
                             "(row 0 is 0, 1, 2, ...)")
         if not torch.equal(got.to(want.dtype), want):

@@ -1,0 +1,56 @@
+# The Math Inside LLMs: `make lab` to learn, `make test` to check everything.
+# Both create the virtual environment .venv on first use (Python 3.11 or newer) and install the pinned versions
+# from requirements.txt; later runs skip the install unless requirements.txt or pyproject.toml changed.
+
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3 2>/dev/null)
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# JupyterLab refuses to run as root (as in containers) unless told it may.
+ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
+
+.PHONY: help setup lab test bench solutions execute lint clean
+
+help:
+	@echo "make lab        set up (first time) and open the course in JupyterLab"
+	@echo "make test       set up (first time) and run all tests, every notebook included (quick mode)"
+	@echo "make bench      speed and quality benchmarks (figures printed as ratios)"
+	@echo "make solutions  write the instructors' answer key to build/solutions/"
+	@echo "make execute    re-run every notebook in full mode and store its outputs"
+	@echo "make lint       ruff over the package, tests and benchmarks"
+
+$(BIN)/python:
+	@test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11 or newer."; exit 1; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "$(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'); the course needs 3.11 or newer."; \
+	  echo "Run: make PYTHON=/path/to/python3.11 ..."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	@for f in benchmarks/bench_*.py; do echo; echo "=== $$f"; $(BIN)/python $$f || exit 1; done
+
+solutions: setup
+	$(BIN)/python -m course_utils.answer_key --out build/solutions $(if $(EXECUTE),--execute)
+
+execute: setup
+	@for nb in notebooks/[0-9][0-9]_*.ipynb; do echo "executing $$nb (full mode)"; \
+	  COURSE_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
+	    --ExecutePreprocessor.timeout=1800 "$$nb" || exit 1; done
+
+lint: setup
+	$(BIN)/ruff check course_utils tests benchmarks
+
+clean:
+	rm -rf build .pytest_cache data/cache

@@ -1,0 +1,58 @@
+"""The answer key: built from the learner's notebooks, every check in it passes (executed in strict mode)."""
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import answer_key
+from course_utils.exercises import available, load
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def keys(tmp_path_factory):
+    out = tmp_path_factory.mktemp("solutions")
+    return {p.name: p for p in answer_key.build(out=out)}
+
+
+def test_every_notebook_with_exercises_gets_a_key(keys):
+    assert sorted(keys) == [p.name for p in NOTEBOOKS]
+    numbers = {answer_key.notebook_number(p) for p in NOTEBOOKS}
+    assert set(available()) <= numbers, "an exercise module has no notebook"
+
+
+def test_key_cells_hold_the_solutions_between_nbgrader_markers(keys):
+    for name, path in keys.items():
+        number = answer_key.notebook_number(path)
+        cells = answer_key.answer_cells(nbformat.read(path, as_version=4))
+        if number not in available():
+            assert not cells
+            continue
+        ex = load(number)
+        assert [c.metadata["course_exercise"] for c in cells] == [q.key for q in ex], name
+        for cell, q in zip(cells, ex, strict=True):
+            assert cell.source.startswith(answer_key.BEGIN + "\n") and cell.source.endswith("\n" + answer_key.END)
+            assert q.solution_source() in cell.source
+            assert cell.metadata["nbgrader"]["solution"] is True
+            assert "____" not in cell.source
+
+
+def test_missing_answer_cell_is_an_error():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    with pytest.raises(ValueError, match="no answer cell for q1"):
+        answer_key.fill_solutions(nb, "00")
+
+
+@pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
+def test_answer_key_runs_and_every_check_passes(keys, name, monkeypatch):
+    monkeypatch.setenv("COURSE_QUICK", "1")
+    answer_key.execute(keys[name])                # strict mode: a check that does not pass raises
+    nb = nbformat.read(keys[name], as_version=4)
+    text = "\n".join(str(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    number = answer_key.notebook_number(keys[name])
+    if number in available():
+        for q in load(number):
+            assert f"{q.label} \u2014 Correct" in text or f"[{q.label}] Correct" in text, f"{name} {q.key}"
+        assert "Not attempted yet" not in text and "Incorrect" not in text
