@@ -2,8 +2,17 @@ import pytest
 import torch
 
 from course_utils.exercises import ____, available, load
-from course_utils.exercises.core import (CheckFailed, ExerciseSet, Feedback, Incorrect, Question, call,
-                                         expect_close, expect_number, expect_shape)
+from course_utils.exercises.core import (
+    CheckFailed,
+    ExerciseSet,
+    Feedback,
+    Incorrect,
+    Question,
+    call,
+    expect_close,
+    expect_number,
+    expect_shape,
+)
 
 
 def _square_checker(fn):
