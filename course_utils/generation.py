@@ -1,0 +1,335 @@
+"""From logits to text (notebook 09): greedy choice, sampling with a temperature, top-k and top-p filtering,
+and generation with a key-value cache.
+
+Every filtering function works on logits of shape (..., V): the last dim is the vocabulary, any leading dims
+(batch, time) are kept. A filter returns logits of the same shape with the removed tokens set to -inf, so the
+softmax gives them probability exactly 0 and renormalises the rest.
+
+    greedy(logits)                      -> the most likely token id, shape (...)
+    apply_temperature(logits, T)        -> logits / T     (T < 1 sharpens, T > 1 flattens)
+    top_k_filter(logits, k)             -> keeps exactly the k largest logits
+    top_p_filter(logits, p)             -> keeps the smallest set of most likely tokens whose mass is >= p
+    probabilities(logits, ...)          -> the distribution the next token is drawn from, shape (..., V)
+    sample(logits, ...)                 -> one token id drawn from it, shape (...)
+    generate(model, idx, n, ...)        -> idx with n new tokens appended, using the model's key-value cache
+    generate_no_cache(model, idx, n)    -> the same, recomputing the whole context at every step
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from .errors import ShapeError
+
+__all__ = ["greedy", "apply_temperature", "top_k_filter", "top_p_filter", "probabilities", "sample",
+           "next_token", "generate", "generate_no_cache", "next_token_distribution", "attention_maps",
+           "CacheTiming", "time_generation"]
+
+
+# ---- input checks ---------------------------------------------------------------------------------------------
+
+def _check_logits(logits: torch.Tensor, name: str = "logits") -> None:
+    if not isinstance(logits, torch.Tensor):
+        raise ShapeError(f"{name} should be a torch.Tensor of shape (..., V), got {type(logits).__name__}")
+    if logits.dim() < 1 or logits.shape[-1] < 1:
+        raise ShapeError(f"{name} should have shape (..., V) with V >= 1 (the vocabulary is the last dim), "
+                         f"got {tuple(logits.shape)}")
+    if not torch.is_floating_point(logits):
+        raise TypeError(f"{name} should be floating point (one score per token), got dtype {logits.dtype}")
+
+
+def _check_temperature(temperature: float) -> float:
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float):
+        raise TypeError(f"temperature should be a number > 0, got {type(temperature).__name__}")
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature should be a finite number > 0, got {temperature} "
+                         "(for temperature 0, use greedy decoding: greedy=True)")
+    return float(temperature)
+
+
+def _check_k(k: int, V: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int):
+        raise TypeError(f"top_k should be an int between 1 and V={V}, got {type(k).__name__}")
+    if not 1 <= k <= V:
+        raise ValueError(f"top_k should be between 1 and V={V} (the vocabulary size), got {k}")
+    return k
+
+
+def _check_p(p: float) -> float:
+    if isinstance(p, bool) or not isinstance(p, int | float):
+        raise TypeError(f"top_p should be a number in (0, 1], got {type(p).__name__}")
+    if not 0.0 < p <= 1.0:
+        raise ValueError(f"top_p should be in (0, 1] (a probability mass to keep), got {p}")
+    return float(p)
+
+
+# ---- from logits to the next token ----------------------------------------------------------------------------
+
+def greedy(logits: torch.Tensor) -> torch.Tensor:
+    """The most likely token: argmax over the last dim. logits (..., V) -> ids (...), dtype long.
+
+    Ties go to the lowest id (torch.argmax's rule), so greedy decoding is deterministic.
+    """
+    _check_logits(logits)
+    return logits.argmax(dim=-1)
+
+
+_greedy_choice = greedy   # ``generate`` and ``next_token`` have an argument called greedy
+
+
+def apply_temperature(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / temperature, shape (..., V) kept. softmax(z / T): T -> 0 approaches greedy, T -> inf uniform."""
+    _check_logits(logits)
+    return logits / _check_temperature(temperature)
+
+
+def top_k_filter(logits: torch.Tensor, k: int) -> torch.Tensor:
+    """Keep exactly the k largest logits along the last dim, set the others to -inf. (..., V) -> (..., V).
+
+    With ties at the k-th value, exactly k tokens are still kept (those torch.topk picks), never more.
+    """
+    _check_logits(logits)
+    k = _check_k(k, logits.shape[-1])
+    if k == logits.shape[-1]:
+        return logits.clone()
+    idx = torch.topk(logits, k, dim=-1).indices
+    out = torch.full_like(logits, float("-inf"))
+    return out.scatter(-1, idx, logits.gather(-1, idx))
+
+
+def top_p_filter(logits: torch.Tensor, p: float) -> torch.Tensor:
+    """Nucleus filtering: keep the smallest set of most likely tokens whose probability mass is >= p.
+
+    logits (..., V) -> (..., V), the other tokens set to -inf. Sort the probabilities in decreasing order; a
+    token is kept when the mass of the tokens before it is still < p (so the most likely one is always kept).
+    p = 1 keeps every token.
+    """
+    _check_logits(logits)
+    p = _check_p(p)
+    if p == 1.0:
+        return logits.clone()
+    probs = torch.softmax(logits.float(), dim=-1)
+    sorted_probs, order = torch.sort(probs, dim=-1, descending=True, stable=True)
+    mass_before = sorted_probs.cumsum(dim=-1) - sorted_probs
+    keep_sorted = mass_before < p
+    keep_sorted[..., 0] = True
+    keep = torch.zeros_like(keep_sorted).scatter(-1, order, keep_sorted)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def probabilities(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                  top_p: float | None = None) -> torch.Tensor:
+    """The distribution the next token is drawn from: temperature, then top-k, then top-p, then softmax.
+
+    logits (..., V) -> probabilities (..., V), each row summing to 1 (filtered tokens get exactly 0).
+    """
+    z = apply_temperature(logits.float() if isinstance(logits, torch.Tensor) else logits, temperature)
+    if top_k is not None:
+        z = top_k_filter(z, top_k)
+    if top_p is not None:
+        z = top_p_filter(z, top_p)
+    return torch.softmax(z, dim=-1)
+
+
+def sample(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """Draw one token per row from ``probabilities(logits, temperature, top_k, top_p)``. (..., V) -> ids (...).
+
+    Pass a seeded ``torch.Generator`` to make the draw reproducible.
+    """
+    probs = probabilities(logits, temperature, top_k, top_p)
+    flat = probs.reshape(-1, probs.shape[-1])
+    ids = torch.multinomial(flat, 1, generator=generator)
+    return ids.reshape(probs.shape[:-1])
+
+
+def next_token(logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+               top_p: float | None = None, greedy: bool = False,
+               generator: torch.Generator | None = None) -> torch.Tensor:
+    """The next token for each row of logits (..., V): the argmax if ``greedy``, else a sample. -> ids (...)."""
+    if greedy:
+        return _greedy_choice(logits)
+    return sample(logits, temperature, top_k, top_p, generator)
+
+
+# ---- generation -----------------------------------------------------------------------------------------------
+
+def _check_generate_args(model, idx: torch.Tensor, max_new_tokens: int) -> int:
+    if not hasattr(model, "config") or not hasattr(model.config, "block_size"):
+        raise TypeError("model should be a MiniGPT (it needs model.config.block_size)")
+    if not isinstance(idx, torch.Tensor) or idx.dim() != 2:
+        got = tuple(idx.shape) if isinstance(idx, torch.Tensor) else type(idx).__name__
+        raise ShapeError(f"idx should be a (B, T) tensor of token ids (a batch of prompts), got {got}; "
+                         "for one prompt use idx[None] or torch.tensor([ids])")
+    if idx.shape[1] < 1:
+        raise ShapeError(f"idx should hold at least one token per row (B, T >= 1), got {tuple(idx.shape)}")
+    if idx.dtype not in (torch.long, torch.int32, torch.int64):
+        raise TypeError(f"idx should hold integer token ids, got dtype {idx.dtype}")
+    if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 0:
+        raise ValueError(f"max_new_tokens should be an int >= 0, got {max_new_tokens!r}")
+    return model.config.block_size
+
+
+@torch.no_grad()
+def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
+             top_p: float | None = None, greedy: bool = False, use_cache: bool = True,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+    """Append ``max_new_tokens`` tokens to each prompt: idx (B, T) -> (B, T + max_new_tokens).
+
+    Each step turns the logits of the last position into the next token (``next_token``: greedy, or a sample
+    with temperature / top-k / top-p, drawn with ``generator`` if given).
+
+    With ``use_cache=True`` (the default) the model keeps every layer's keys and values (a key-value cache):
+    the first step runs the whole prompt once, and every later step feeds only the newest token, so a step
+    costs one position instead of T. The model's position embeddings are absolute and its context is at most
+    ``block_size`` tokens, so a cache cannot simply slide: once the sequence is longer than ``block_size``,
+    generation falls back to recomputing the cropped window (the last ``block_size`` tokens) at every step,
+    exactly as ``generate_no_cache`` does. Either way the tokens are the same as without a cache.
+
+    The model is put in eval mode for the call (no dropout) and restored afterwards.
+    """
+    block_size = _check_generate_args(model, idx, max_new_tokens)
+    if not greedy:   # check the sampling settings once, before any work
+        _check_temperature(temperature)
+        if top_k is not None:
+            _check_k(top_k, model.config.vocab_size)
+        if top_p is not None:
+            _check_p(top_p)
+    was_training = model.training
+    model.eval()
+    try:
+        cache: list[dict] | None = None
+        for _ in range(max_new_tokens):
+            T = idx.shape[1]
+            if use_cache and T <= block_size:
+                if cache is None:                       # first step: run the prompt, filling the cache
+                    cache = [{} for _ in range(len(model.blocks))]
+                    logits, _ = model(idx, cache=cache)
+                else:                                   # later steps: only the newest token
+                    logits, _ = model(idx[:, -1:], cache=cache)
+            else:                                       # no cache, or the window no longer fits: recompute
+                cache = None
+                logits, _ = model(idx[:, -block_size:])
+            nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
+            idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
+    finally:
+        model.train(was_training)
+    return idx
+
+
+def generate_no_cache(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0,
+                      top_k: int | None = None, top_p: float | None = None, greedy: bool = False,
+                      generator: torch.Generator | None = None) -> torch.Tensor:
+    """``generate`` without the key-value cache: every step recomputes the last ``block_size`` tokens."""
+    return generate(model, idx, max_new_tokens, temperature, top_k, top_p, greedy, use_cache=False,
+                    generator=generator)
+
+
+# ---- looking inside -------------------------------------------------------------------------------------------
+
+@torch.no_grad()
+def next_token_distribution(model, idx: torch.Tensor, temperature: float = 1.0, top_k: int | None = None,
+                            top_p: float | None = None) -> torch.Tensor:
+    """The model's distribution over the token after the prompt idx (T,) or (1, T) -> probabilities (V,).
+
+    The prompt is cropped to its last ``block_size`` tokens.
+    """
+    if isinstance(idx, torch.Tensor) and idx.dim() == 1:
+        idx = idx[None]
+    block_size = _check_generate_args(model, idx, 0)
+    if idx.shape[0] != 1:
+        raise ShapeError(f"next_token_distribution takes one prompt, (T,) or (1, T); got {tuple(idx.shape)}")
+    was_training = model.training
+    model.eval()
+    try:
+        logits, _ = model(idx[:, -block_size:])
+    finally:
+        model.train(was_training)
+    return probabilities(logits[0, -1].float(), temperature, top_k, top_p)
+
+
+@torch.no_grad()
+def attention_maps(model, idx: torch.Tensor) -> torch.Tensor:
+    """Every head's attention weights for one sequence: idx (T,) or (1, T) -> (n_layers, n_heads, T, T).
+
+    Row i of a map is how much position i looks at each position j <= i (rows sum to 1). The weights come
+    from the hand-built attention path (``keep_weights``), which computes the same outputs as the fast one.
+    """
+    if isinstance(idx, torch.Tensor) and idx.dim() == 1:
+        idx = idx[None]
+    block_size = _check_generate_args(model, idx, 0)
+    if idx.shape[0] != 1 or idx.shape[1] > block_size:
+        raise ShapeError(f"attention_maps takes one sequence of at most block_size={block_size} tokens, "
+                         f"(T,) or (1, T); got {tuple(idx.shape)}")
+    attns = [block.attn for block in model.blocks]
+    was_training = model.training
+    model.eval()
+    try:
+        for a in attns:
+            a.keep_weights = True
+        model(idx)
+        maps = torch.stack([a.last_weights[0] for a in attns])
+    finally:
+        for a in attns:
+            a.keep_weights = False
+            a.last_weights = None
+        model.train(was_training)
+    return maps
+
+
+# ---- timing ---------------------------------------------------------------------------------------------------
+
+@dataclass
+class CacheTiming:
+    """Seconds and tokens/s for greedy generation with and without the key-value cache, and whether the
+    two produced the same tokens."""
+
+    new_tokens: int
+    seconds_cache: float
+    seconds_no_cache: float
+    same_tokens: bool
+
+    @property
+    def tokens_per_s_cache(self) -> float:
+        return self.new_tokens / self.seconds_cache
+
+    @property
+    def tokens_per_s_no_cache(self) -> float:
+        return self.new_tokens / self.seconds_no_cache
+
+    @property
+    def speedup(self) -> float:
+        return self.seconds_no_cache / self.seconds_cache
+
+    def __str__(self) -> str:
+        return (f"{self.new_tokens} new tokens: with cache {self.seconds_cache:.3f} s "
+                f"({self.tokens_per_s_cache:,.0f} tokens/s), without {self.seconds_no_cache:.3f} s "
+                f"({self.tokens_per_s_no_cache:,.0f} tokens/s): {self.speedup:.1f}x faster; "
+                f"same tokens: {self.same_tokens}")
+
+
+def time_generation(model, idx: torch.Tensor, max_new_tokens: int, repeats: int = 3) -> CacheTiming:
+    """Time greedy generation of ``max_new_tokens`` from the prompt idx (B, T), with and without the cache.
+
+    Each way runs once to warm up, then ``repeats`` times; the best (smallest) time of each is kept, which is
+    the least disturbed by whatever else the machine is doing.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats should be >= 1, got {repeats}")
+
+    def best(use_cache: bool) -> tuple[float, torch.Tensor]:
+        out = generate(model, idx, max_new_tokens, greedy=True, use_cache=use_cache)   # warm-up
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            out = generate(model, idx, max_new_tokens, greedy=True, use_cache=use_cache)
+            times.append(time.perf_counter() - start)
+        return min(times), out
+
+    t_cache, out_cache = best(True)
+    t_plain, out_plain = best(False)
+    return CacheTiming(max_new_tokens, t_cache, t_plain, bool(torch.equal(out_cache, out_plain)))
