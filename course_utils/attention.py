@@ -132,7 +132,10 @@ class MultiHeadAttention(nn.Module):
             cache["k"], cache["v"] = k, v
         T = x.shape[1]
         plain_causal = causal and mask is None and past == 0   # the fused kernel can build this mask itself
-        if causal:
+        # One new query (a generation step with a cache) may look at every key: the causal mask is all True,
+        # so it is not built at all (this keeps each cached step cheap).
+        single_query = causal and mask is None and T == 1
+        if causal and not single_query:
             cm = causal_mask(T, x.device, offset=past)
             mask = cm if mask is None else (mask & cm)
         p = self.dropout if self.training else 0.0
