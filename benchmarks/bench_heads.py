@@ -1,0 +1,94 @@
+"""Multi-head attention: a Python loop over the heads versus one batched matrix product for all heads.
+
+    python benchmarks/bench_heads.py
+
+At the course's sizes (B=8 sequences, T=128 tokens, d_model=128, float32) and h in {1, 2, 4, 8}, it computes the
+same multi-head self-attention (same weights) twice: once head by head (each head its own slice of W_Q, W_K, W_V,
+outputs concatenated, then W_O) and once with the heads as a batch dimension (split_heads, one batched attention,
+merge_heads), as course_utils.attention.MultiHeadAttention does. It prints the median time of each after a
+warm-up (both measured in this run, alternately, so that a busy machine slows both alike), their ratio
+loop / batched and the largest difference between the two outputs.
+Figures only; nothing is asserted about time. Runs in well under a minute.
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from course_utils import runtime  # noqa: E402
+from course_utils.attention import MultiHeadAttention, attention  # noqa: E402
+
+B, T, D_MODEL = 8, 128, 128
+HEADS = (1, 2, 4, 8)
+WARMUP, REPEATS = 5, 25
+
+
+def paired_times(fn_a, fn_b, warmup: int = WARMUP, repeats: int = REPEATS) -> tuple[float, float]:
+    """Time ``fn_a`` and ``fn_b`` alternately (so a busy machine slows both alike), after ``warmup`` untimed calls
+    of each. Returns (median time of a, median time of b) in seconds."""
+    sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
+
+    def timed(fn) -> float:
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        return time.perf_counter() - t0
+
+    for _ in range(warmup):
+        fn_a()
+        fn_b()
+    sync()
+    a, b = [], []
+    for _ in range(repeats):
+        a.append(timed(fn_a))
+        b.append(timed(fn_b))
+    return statistics.median(a), statistics.median(b)
+
+
+def loop_over_heads(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
+    """One head at a time: head i uses rows i*d_head..(i+1)*d_head of each projection."""
+    dh, outs = mha.d_head, []
+    for i in range(mha.n_heads):
+        rows = slice(i * dh, (i + 1) * dh)
+        q = x @ mha.w_q.weight[rows].T + mha.w_q.bias[rows]
+        k = x @ mha.w_k.weight[rows].T + mha.w_k.bias[rows]
+        v = x @ mha.w_v.weight[rows].T + mha.w_v.bias[rows]
+        outs.append(attention(q, k, v)[0])
+    return mha.w_o(torch.cat(outs, dim=-1))
+
+
+def batched(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
+    """All heads at once: (B, T, d) -> (B, h, T, d_head), one batched attention, merge, W_O."""
+    q, k, v = mha.split_heads(mha.w_q(x)), mha.split_heads(mha.w_k(x)), mha.split_heads(mha.w_v(x))
+    return mha.w_o(mha.merge_heads(attention(q, k, v)[0]))
+
+
+def main() -> None:
+    dev = runtime.device()
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B={B}, T={T}, d_model={D_MODEL}, "
+          f"float32; median of {REPEATS} alternating runs after {WARMUP} warm-up calls")
+    print(f"{'h':>3} {'d_head':>7} {'loop ms':>9} {'batched ms':>11} {'loop/batched':>13} {'max |diff|':>11}")
+    started = time.perf_counter()
+    torch.manual_seed(0)
+    x = torch.randn(B, T, D_MODEL, device=dev)
+    with torch.inference_mode():
+        for h in HEADS:
+            mha = MultiHeadAttention(D_MODEL, h).to(dev).eval()
+            diff = (loop_over_heads(mha, x) - batched(mha, x)).abs().max().item()
+            t_loop, t_batch = paired_times(lambda mha=mha: loop_over_heads(mha, x),
+                                           lambda mha=mha: batched(mha, x))
+            print(f"{h:3d} {D_MODEL // h:7d} {t_loop * 1e3:9.3f} {t_batch * 1e3:11.3f} {t_loop / t_batch:13.2f} "
+                  f"{diff:11.1e}")
+    print(f"loop/batched = median loop time / median batched time (>1: batching wins). "
+          f"Total {time.perf_counter() - started:.1f} s.")
+
+
+if __name__ == "__main__":
+    main()
