@@ -25,7 +25,7 @@ from course_utils.attention import attention, causal_mask  # noqa: E402
 
 B, H, D_HEAD = 8, 4, 32
 LENGTHS = (64, 128, 256)
-WARMUP, REPEATS = 3, 15
+WARMUP, REPEATS = 5, 31
 
 
 def median_time(fn, warmup: int = WARMUP, repeats: int = REPEATS) -> float:
