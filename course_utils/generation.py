@@ -174,7 +174,6 @@ def _check_generate_args(model, idx: torch.Tensor, max_new_tokens: int) -> int:
     return model.config.block_size
 
 
-@torch.no_grad()
 def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float = 1.0, top_k: int | None = None,
              top_p: float | None = None, greedy: bool = False, use_cache: bool = True,
              generator: torch.Generator | None = None) -> torch.Tensor:
@@ -202,22 +201,31 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     was_training = model.training
     model.eval()
     try:
-        cache: list[dict] | None = None
-        for _ in range(max_new_tokens):
-            T = idx.shape[1]
-            if use_cache and T <= block_size:
-                if cache is None:                       # first step: run the prompt, filling the cache
-                    cache = [{} for _ in range(len(model.blocks))]
-                    logits, _ = model(idx, cache=cache)
-                else:                                   # later steps: only the newest token
-                    logits, _ = model(idx[:, -1:], cache=cache)
-            else:                                       # no cache, or the window no longer fits: recompute
-                cache = None
-                logits, _ = model(idx[:, -block_size:])
-            nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
-            idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
+        with torch.inference_mode():   # like no_grad, with less bookkeeping per operation
+            idx = _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache,
+                          generator)
     finally:
         model.train(was_training)
+    # tensors made under inference_mode cannot take part in autograd later: hand back an ordinary tensor
+    return idx.clone()
+
+
+def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache, generator):
+    """The decoding loop of ``generate`` (see there)."""
+    cache: list[dict] | None = None
+    for _ in range(max_new_tokens):
+        T = idx.shape[1]
+        if use_cache and T <= block_size:
+            if cache is None:                       # first step: run the prompt, filling the cache
+                cache = [{} for _ in range(len(model.blocks))]
+                logits, _ = model(idx, cache=cache)
+            else:                                   # later steps: only the newest token
+                logits, _ = model(idx[:, -1:], cache=cache)
+        else:                                       # no cache, or the window no longer fits: recompute
+            cache = None
+            logits, _ = model(idx[:, -block_size:])
+        nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
+        idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
     return idx
 
 

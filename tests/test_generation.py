@@ -305,3 +305,13 @@ def test_generate_errors_name_the_expected_shapes(model):
         generate(torch.nn.Linear(2, 2), torch.zeros(1, 3, dtype=torch.long), 5)
     # greedy decoding ignores the sampling settings, so temperature 0 is fine there
     assert generate(model, torch.zeros(1, 3, dtype=torch.long), 2, temperature=0.0, greedy=True).shape == (1, 5)
+
+
+def test_generated_ids_can_feed_training(model):
+    out = generate(model, torch.zeros(2, 2, dtype=torch.long), 6, greedy=True)
+    assert not out.is_inference()
+    model.train()
+    _, loss = model(out[:, :-1], out[:, 1:])
+    loss.backward()                      # would fail on an inference-mode tensor
+    model.zero_grad()
+    model.eval()
