@@ -1,0 +1,69 @@
+"""Plotting helpers shared by the notebooks. Every figure gets a title and labelled axes.
+
+Several notebooks add helpers here: add new functions, never rename or remove one another notebook uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+
+
+def char_label(ch: str) -> str:
+    """A character as a readable label: a space as '␣', a newline as '\\n', other characters as themselves."""
+    return {" ": "␣", "\n": "\\n", "\t": "\\t"}.get(ch, ch)
+
+
+def plot_token_distribution(probs, labels: Sequence[str], top: int = 20, ax=None, title: str | None = None,
+                            color: str = "C0"):
+    """Bar chart of the ``top`` most likely tokens of a distribution ``probs`` (V,), labelled by ``labels`` (V).
+
+    Returns the axes. Tokens with probability 0 (filtered out by top-k / top-p) are not drawn.
+    """
+    p = torch.as_tensor(probs).detach().float().cpu()
+    if p.dim() != 1 or len(labels) != p.shape[0]:
+        raise ValueError(f"probs should have shape (V,) with one label per token; got probs {tuple(p.shape)} "
+                         f"and {len(labels)} labels")
+    order = torch.argsort(p, descending=True)[:top]
+    order = order[p[order] > 0]
+    ax = ax or plt.subplots(figsize=(7, 3))[1]
+    ax.bar(range(len(order)), p[order].numpy(), color=color)
+    ax.set_xticks(range(len(order)), [labels[int(i)] for i in order])
+    ax.set_xlabel("next token (most likely first)")
+    ax.set_ylabel("probability")
+    ax.set_ylim(0, max(1e-9, float(p.max())) * 1.1)
+    ax.set_title(title or f"Top {len(order)} next tokens")
+    return ax
+
+
+def plot_attention_heads(maps, tokens: Sequence[str], title: str = "Attention weights, head by head",
+                         size: float = 2.6):
+    """A grid of attention maps: ``maps`` (n_layers, n_heads, T, T), row i = query position i, column j = key j.
+
+    ``tokens`` (T labels) name the positions. Returns the figure.
+    """
+    m = torch.as_tensor(maps).detach().float().cpu().numpy()
+    if m.ndim != 4 or m.shape[-1] != m.shape[-2] or m.shape[-1] != len(tokens):
+        raise ValueError(f"maps should have shape (n_layers, n_heads, T, T) with T = len(tokens) = {len(tokens)}; "
+                         f"got {m.shape}")
+    L, H, T, _ = m.shape
+    fig, axes = plt.subplots(L, H, figsize=(size * H, size * L), squeeze=False)
+    step = max(1, T // 16)
+    for layer in range(L):
+        for head in range(H):
+            ax = axes[layer, head]
+            ax.imshow(m[layer, head], cmap="viridis", vmin=0, vmax=1)
+            ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=9)
+            ticks = np.arange(0, T, step)
+            ax.set_xticks(ticks, [tokens[t] for t in ticks], fontsize=6)
+            ax.set_yticks(ticks, [tokens[t] for t in ticks], fontsize=6)
+            if layer == L - 1:
+                ax.set_xlabel("key position (looked at)", fontsize=8)
+            if head == 0:
+                ax.set_ylabel("query position", fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
