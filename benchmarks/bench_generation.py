@@ -30,8 +30,8 @@ from course_utils.model import GPTConfig, MiniGPT  # noqa: E402
 
 CHECKPOINT = REPO / "checkpoints" / "mini_gpt_wiki.pt"
 # Used only when neither the checkpoint nor course_utils.train's CPU config is there: the MiniGPT defaults
-# with the character vocabulary of the course's Wikipedia text (printable ASCII and newline, 96 symbols).
-DEFAULT_CONFIG = dict(vocab_size=96, block_size=128, d_model=128, n_heads=4, n_layers=4)
+# with the character vocabulary of the course's Wikipedia text (94 symbols).
+DEFAULT_CONFIG = dict(vocab_size=94, block_size=128, d_model=128, n_heads=4, n_layers=4)
 PROMPT_LEN = 8
 REPEATS = 3
 
@@ -55,22 +55,11 @@ def course_model() -> tuple[MiniGPT, str]:
 
 
 def _train_cpu_config(train) -> GPTConfig | None:
-    for name in ("cpu_config", "CPU_CONFIG", "default_config"):
-        obj = getattr(train, name, None)
-        if obj is None:
-            continue
-        try:
-            cfg = obj(vocab_size=DEFAULT_CONFIG["vocab_size"]) if callable(obj) else obj
-        except TypeError:
-            try:
-                cfg = obj()
-            except TypeError:
-                continue
-        if isinstance(cfg, dict):
-            cfg = GPTConfig(**{"vocab_size": DEFAULT_CONFIG["vocab_size"], **cfg})
-        if isinstance(cfg, GPTConfig):
-            return cfg
-    return None
+    preset = getattr(train, "preset", None)    # preset(vocab_size, device) -> (GPTConfig, TrainSettings)
+    if preset is None:
+        return None
+    cfg, _ = preset(DEFAULT_CONFIG["vocab_size"], "cpu")
+    return cfg
 
 
 def timed(fn) -> tuple[float, torch.Tensor]:

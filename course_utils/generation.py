@@ -27,7 +27,7 @@ from .errors import ShapeError
 
 __all__ = ["greedy", "apply_temperature", "top_k_filter", "top_p_filter", "probabilities", "sample",
            "next_token", "generate", "generate_no_cache", "next_token_distribution", "attention_maps",
-           "CacheTiming", "time_generation"]
+           "CacheTiming", "step_times", "time_generation"]
 
 
 # ---- input checks ---------------------------------------------------------------------------------------------
@@ -210,10 +210,13 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     return idx.clone()
 
 
-def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache, generator):
-    """The decoding loop of ``generate`` (see there)."""
+def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache, generator,
+            times: list[float] | None = None):
+    """The decoding loop of ``generate`` (see there). If ``times`` is a list, each step's seconds go into it."""
     cache: list[dict] | None = None
     for _ in range(max_new_tokens):
+        if times is not None:
+            t0 = time.perf_counter()
         T = idx.shape[1]
         if use_cache and T <= block_size:
             if cache is None:                       # first step: run the prompt, filling the cache
@@ -226,6 +229,8 @@ def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, g
             logits, _ = model(idx[:, -block_size:])
         nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
         idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
+        if times is not None:
+            times.append(time.perf_counter() - t0)
     return idx
 
 
@@ -318,6 +323,23 @@ class CacheTiming:
                 f"({self.tokens_per_s_cache:,.0f} tokens/s), without {self.seconds_no_cache:.3f} s "
                 f"({self.tokens_per_s_no_cache:,.0f} tokens/s): {self.speedup:.1f}x faster; "
                 f"same tokens: {self.same_tokens}")
+
+
+def step_times(model, idx: torch.Tensor, max_new_tokens: int, use_cache: bool = True) -> list[float]:
+    """Seconds each step of greedy generation from idx (B, T) took, one per new token.
+
+    With the cache the first step also runs the whole prompt; later steps process one position each.
+    """
+    block_size = _check_generate_args(model, idx, max_new_tokens)
+    times: list[float] = []
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.inference_mode():
+            _decode(model, idx, max_new_tokens, block_size, 1.0, None, None, True, use_cache, None, times)
+    finally:
+        model.train(was_training)
+    return times
 
 
 def time_generation(model, idx: torch.Tensor, max_new_tokens: int, repeats: int = 3) -> CacheTiming:

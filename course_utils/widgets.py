@@ -44,7 +44,8 @@ def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: 
             plot_token_distribution(probs, labels, top=top, ax=ax,
                                     title=f"Next token after {text.value[-30:]!r} "
                                           f"(temperature {temperature.value:.2f}, top-k {top_k.value})")
-            plt.show(fig)
+            display(fig)
+            plt.close(fig)
             g = torch.Generator().manual_seed(seed)
             cont = generate(model, ids[None], max_new_tokens, temperature=temperature.value, top_k=k, generator=g)
             print("sample:", text.value + "|" + tokenizer.decode(cont[0, len(ids):].tolist()))
@@ -52,6 +53,4 @@ def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: 
     for w in (text, temperature, top_k):
         w.observe(redraw, names="value")
     redraw()
-    box = widgets.VBox([text, widgets.HBox([temperature, top_k]), out])
-    display(box)
-    return None
+    return widgets.VBox([text, widgets.HBox([temperature, top_k]), out])

@@ -315,3 +315,54 @@ def test_generated_ids_can_feed_training(model):
     loss.backward()                      # would fail on an inference-mode tensor
     model.zero_grad()
     model.eval()
+
+
+# ---- the plotting and widget helpers of notebook 09 --------------------------------------------------------------
+
+def test_plot_helpers():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from course_utils.plots import char_label, plot_attention_heads, plot_token_distribution
+
+    assert char_label(" ") == "␣" and char_label("\n") == "\\n" and char_label("a") == "a"
+    probs = torch.tensor([0.5, 0.0, 0.3, 0.2])
+    ax = plot_token_distribution(probs, list("abcd"), top=3)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "c", "d"]
+    assert ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
+    with pytest.raises(ValueError, match=r"\(V,\)"):
+        plot_token_distribution(probs, list("abc"))
+    maps = torch.softmax(torch.randn(2, 3, 5, 5), -1)
+    fig = plot_attention_heads(maps, list("hello"))
+    assert len(fig.axes) == 6
+    with pytest.raises(ValueError, match=r"\(n_layers, n_heads, T, T\)"):
+        plot_attention_heads(maps, list("hi"))
+    plt.close("all")
+
+
+def test_generation_explorer(model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from course_utils.tokenizers import CharTokenizer
+    from course_utils.widgets import generation_explorer
+
+    tok = CharTokenizer("abcdefghij ")           # 11 symbols, the test model's vocabulary
+    box = generation_explorer(model, tok, prompt="abc", max_new_tokens=5)
+    text, sliders, out = box.children
+    temperature, top_k = sliders.children
+    assert top_k.max == 11 and text.value == "abc"
+    temperature.value = 0.5                       # moving a slider redraws without error
+    top_k.value = 3
+    text.value = "xyz"                            # unknown characters: a message, not a crash
+
+
+def test_step_times(model):
+    from course_utils.generation import step_times
+
+    for use_cache in (True, False):
+        t = step_times(model, torch.zeros(1, 3, dtype=torch.long), 7, use_cache=use_cache)
+        assert len(t) == 7 and all(x > 0 for x in t)
+    assert model.training is False
