@@ -67,3 +67,27 @@ def plot_attention_heads(maps, tokens: Sequence[str], title: str = "Attention we
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def plot_attention(weights, labels: Sequence[str], title: str = "Attention weights", ax=None,
+                   key_labels: Sequence[str] | None = None, vmax: float | None = None, colorbar: bool = True):
+    """Heatmap of one attention matrix ``weights`` (T_q, T_k): row i = query position i, column j = key j.
+
+    ``labels`` name the query positions (T_q); ``key_labels`` the keys (default: the same labels). ``vmax``
+    fixes the top of the colour scale (e.g. 1 to compare several maps). Returns the image (for a shared colorbar).
+    """
+    w = torch.as_tensor(weights).detach().float().cpu()
+    key_labels = labels if key_labels is None else key_labels
+    if w.dim() != 2 or w.shape[0] != len(labels) or w.shape[1] != len(key_labels):
+        raise ValueError(f"weights should have shape (T_q, T_k) = ({len(labels)}, {len(key_labels)}) to match the "
+                         f"labels; got {tuple(w.shape)}")
+    ax = ax or plt.subplots(figsize=(5.2, 4.4))[1]
+    im = ax.imshow(w.numpy(), cmap="viridis", vmin=0, vmax=vmax)
+    ax.set_xticks(range(len(key_labels)), list(key_labels), rotation=60, ha="right")
+    ax.set_yticks(range(len(labels)), list(labels))
+    ax.set_xlabel("key position j (attended to)")
+    ax.set_ylabel("query position i (attending)")
+    ax.set_title(title)
+    if colorbar:
+        plt.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
+    return im

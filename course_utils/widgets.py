@@ -54,3 +54,66 @@ def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: 
         w.observe(redraw, names="value")
     redraw()
     return widgets.VBox([text, widgets.HBox([temperature, top_k]), out])
+
+
+def softmax_explorer(scores, labels, values=None, query: str = "the query"):
+    """Sliders for a softmax temperature and for one chosen score; bars of the weights (notebook 03).
+
+    scores: (n,) raw scores of one query against n keys, named by ``labels`` (n). values: optional (n, 2) value
+    vectors; the output, the weighted average sum_j w_j v_j, is then drawn among them. Returns the widget; display
+    it as the last line of a cell.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+    from IPython.display import display
+
+    s0 = torch.as_tensor(scores, dtype=torch.float64).flatten()
+    labels = list(labels)
+    if len(labels) != len(s0):
+        raise ValueError(f"one label per score: got {len(s0)} scores and {len(labels)} labels")
+    v = None if values is None else torch.as_tensor(values, dtype=torch.float64)
+    if v is not None and tuple(v.shape) != (len(s0), 2):
+        raise ValueError(f"values should have shape (n, 2) = ({len(s0)}, 2), got {tuple(v.shape)}")
+    tau = widgets.FloatLogSlider(value=1.0, base=10, min=-1, max=1, step=0.05, description="temperature")
+    which = widgets.Dropdown(options=labels, value=labels[int(s0.argmax())], description="change")
+    score = widgets.FloatSlider(value=float(s0.max()), min=-5.0, max=10.0, step=0.1, description="its score")
+    out = widgets.Output()
+    current = s0.clone()
+
+    def pick(*_):
+        score.value = float(current[labels.index(which.value)])
+
+    def redraw(*_):
+        current[labels.index(which.value)] = score.value
+        w = torch.softmax(current / tau.value, dim=0)
+        with out:
+            out.clear_output(wait=True)
+            ncols = 1 if v is None else 2
+            fig, axes = plt.subplots(1, ncols, figsize=(5 * ncols, 3.4), squeeze=False)
+            ax = axes[0, 0]
+            ax.bar(labels, w.numpy())
+            for i, wi in enumerate(w.tolist()):
+                ax.text(i, wi + 0.02, f"{wi:.2f}", ha="center", fontsize=8)
+            ax.set(ylim=(0, 1.08), xlabel="key", ylabel="attention weight",
+                   title=f"Weights of {query}, temperature {tau.value:.2f}")
+            if v is not None:
+                o = w @ v
+                ax2 = axes[0, 1]
+                ax2.scatter(v[:, 0], v[:, 1], c="gray")
+                for i, name in enumerate(labels):
+                    ax2.annotate(name, (float(v[i, 0]), float(v[i, 1])), textcoords="offset points",
+                                 xytext=(4, 4))
+                ax2.scatter([float(o[0])], [float(o[1])], c="tab:red", s=90, marker="*", label="output")
+                ax2.set(xlabel="value dimension 1", ylabel="value dimension 2",
+                        title="Output = weighted average of the values")
+                ax2.legend(loc="best")
+            fig.tight_layout()
+            display(fig)
+            plt.close(fig)
+
+    which.observe(pick, names="value")
+    for w_ in (tau, score):
+        w_.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([tau, which, score]), out])

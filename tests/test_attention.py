@@ -309,3 +309,40 @@ def test_mha_errors_name_the_expected_shape():
         mine(torch.randn(5, 32))
     with pytest.raises(ValueError, match="divisible"):
         MultiHeadAttention(30, 4)
+
+
+# ---- the notebooks' attention pictures (course_utils.plots / widgets) ------------------------------------------
+
+def test_plot_attention_labels_and_errors():
+    import matplotlib.pyplot as plt
+
+    from course_utils.plots import plot_attention
+
+    w = softmax(torch.randn(3, 4))
+    fig, ax = plt.subplots()
+    im = plot_attention(w, ["a", "b", "c"], title="T", ax=ax, key_labels=["w", "x", "y", "z"], vmax=1)
+    assert ax.get_title() == "T" and "query" in ax.get_ylabel() and "key" in ax.get_xlabel()
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["w", "x", "y", "z"]
+    assert im.get_array().shape == (3, 4)
+    with pytest.raises(ValueError, match=r"\(T_q, T_k\) = \(3, 3\).*got \(3, 4\)"):
+        plot_attention(w, ["a", "b", "c"])
+    plt.close("all")
+
+
+def test_softmax_explorer_reacts_to_its_sliders():
+    import matplotlib.pyplot as plt
+
+    from course_utils.widgets import softmax_explorer
+
+    box = softmax_explorer([1.2, 3.5, 0.8], ["The", "cat", "sat"], values=[[0, 1], [2, 2], [1, 0]], query="'sat'")
+    tau, which, score = box.children[0].children
+    assert which.value == "cat" and score.value == 3.5
+    tau.value = 2.0
+    which.value = "sat"
+    assert score.value == pytest.approx(0.8)
+    score.value = 5.0
+    with pytest.raises(ValueError, match="one label per score"):
+        softmax_explorer([1.0, 2.0], ["a"])
+    with pytest.raises(ValueError, match=r"\(n, 2\) = \(2, 2\)"):
+        softmax_explorer([1.0, 2.0], ["a", "b"], values=[[1.0, 2.0, 3.0]] * 2)
+    plt.close("all")
