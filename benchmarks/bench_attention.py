@@ -3,13 +3,15 @@
     python benchmarks/bench_attention.py
 
 At the course's sizes (B=8 sequences, h=4 heads, d_head=32, float32) and T in {64, 128, 256}, with and without
-the causal mask, it prints the median time of each (after a warm-up, both measured in this run), the ratio
-hand-built / SDPA, and the memory of the T x T attention matrix that the hand-built version stores and the fused
-kernel does not have to. It prints figures only; nothing is asserted about time. Runs in well under a minute.
+the causal mask, it prints the median time of each after a warm-up (both measured in this run, wall clock and
+processor time), the ratio hand-built / SDPA, and the memory of the T x T attention matrix that the hand-built
+version stores and the fused kernel does not have to. It prints figures only; nothing is asserted about time.
+Runs in well under a minute.
 """
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import sys
 import time
@@ -28,10 +30,12 @@ LENGTHS = (64, 128, 256)
 WARMUP, REPEATS = 5, 31
 
 
-def median_times(fn_a, fn_b, warmup: int = WARMUP, repeats: int = REPEATS) -> tuple[float, float]:
-    """Median wall times of ``fn_a()`` and ``fn_b()`` in seconds, after ``warmup`` untimed calls of each.
+def median_times(fn_a, fn_b, warmup: int = WARMUP, repeats: int = REPEATS) -> dict[str, tuple[float, float]]:
+    """Median times of ``fn_a()`` and ``fn_b()`` in seconds, after ``warmup`` untimed calls of each.
 
-    The two are timed in alternation, so that a busy moment on the machine slows both rather than one.
+    Returns {"wall": (a, b), "cpu": (a, b)}: wall-clock time, and processor time of this process (all its threads),
+    which does not count the moments other programs hold the processor, so it is steadier on a busy machine.
+    The two functions are timed in alternation, so that a busy moment slows both rather than one.
     GPU work, if any, is waited for.
     """
     sync = torch.cuda.synchronize if torch.cuda.is_available() else (lambda: None)
@@ -39,22 +43,31 @@ def median_times(fn_a, fn_b, warmup: int = WARMUP, repeats: int = REPEATS) -> tu
         fn_a()
         fn_b()
     sync()
-    runs: tuple[list[float], list[float]] = ([], [])
+    wall: tuple[list[float], list[float]] = ([], [])
+    cpu: tuple[list[float], list[float]] = ([], [])
     for _ in range(repeats):
-        for fn, out in ((fn_a, runs[0]), (fn_b, runs[1])):
-            t0 = time.perf_counter()
+        for i, fn in enumerate((fn_a, fn_b)):
+            w0, c0 = time.perf_counter(), time.process_time()
             fn()
             sync()
-            out.append(time.perf_counter() - t0)
-    return statistics.median(runs[0]), statistics.median(runs[1])
+            wall[i].append(time.perf_counter() - w0)
+            cpu[i].append(time.process_time() - c0)
+    med = statistics.median
+    return {"wall": (med(wall[0]), med(wall[1])), "cpu": (med(cpu[0]), med(cpu[1]))}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="hand-built attention vs scaled_dot_product_attention")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="CPU threads for torch (default 1: with several threads on a shared, busy machine the "
+                             "threads wait on each other and the timings mean little)")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
     dev = runtime.device()
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; B={B}, h={H}, d_head={D_HEAD}, float32; "
           f"median of {REPEATS} alternating runs after {WARMUP} warm-up calls")
-    print(f"{'T':>5} {'mask':>7} {'hand-built ms':>14} {'SDPA ms':>9} {'ratio':>7} {'max |diff|':>11} "
-          f"{'weights MiB':>12}")
+    print(f"{'T':>5} {'mask':>7} {'hand ms':>9} {'SDPA ms':>9} {'ratio':>6} {'hand cpu-ms':>12} {'SDPA cpu-ms':>12} "
+          f"{'cpu ratio':>9} {'max |diff|':>11} {'weights MiB':>12}")
     started = time.perf_counter()
     with torch.inference_mode():
         for T in LENGTHS:
@@ -69,12 +82,15 @@ def main() -> None:
             ]
             for label, mine, fused in cases:
                 diff = (mine() - fused()).abs().max().item()
-                t_mine, t_fused = median_times(mine, fused)
+                t = median_times(mine, fused)
+                (w_mine, w_fused), (c_mine, c_fused) = t["wall"], t["cpu"]
                 mib = B * H * T * T * 4 / 2**20
-                print(f"{T:5d} {label:>7} {t_mine * 1e3:14.3f} {t_fused * 1e3:9.3f} {t_mine / t_fused:7.2f} "
-                      f"{diff:11.1e} {mib:12.2f}")
-    print(f"ratio = hand-built time / SDPA time (>1: the fused kernel is faster). "
-          f"Total {time.perf_counter() - started:.1f} s.")
+                print(f"{T:5d} {label:>7} {w_mine * 1e3:9.3f} {w_fused * 1e3:9.3f} {w_mine / w_fused:6.2f} "
+                      f"{c_mine * 1e3:12.3f} {c_fused * 1e3:12.3f} {c_mine / c_fused:9.2f} {diff:11.1e} {mib:12.2f}")
+    print("ratio = hand-built time / SDPA time (>1: the fused kernel is faster); ms = wall clock, cpu-ms = processor "
+          "time of this process (steadier when other programs share the machine); weights = the B*h*T*T float32 "
+          "matrix the hand-built version stores.")
+    print(f"Total {time.perf_counter() - started:.1f} s.")
 
 
 if __name__ == "__main__":
