@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -27,7 +28,7 @@ from .errors import ShapeError
 
 __all__ = ["greedy", "apply_temperature", "top_k_filter", "top_p_filter", "probabilities", "sample",
            "next_token", "generate", "generate_no_cache", "next_token_distribution", "attention_maps",
-           "CacheTiming", "step_times", "time_generation"]
+           "CacheTiming", "step_times", "time_generation", "torch_threads"]
 
 
 # ---- input checks ---------------------------------------------------------------------------------------------
@@ -189,6 +190,9 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     generation falls back to recomputing the cropped window (the last ``block_size`` tokens) at every step,
     exactly as ``generate_no_cache`` does. Either way the tokens are the same as without a cache.
 
+    On the CPU the one-token steps through the cache run on a single thread (see ``_decode``); the thread count
+    is restored afterwards.
+
     The model is put in eval mode for the call (no dropout) and restored afterwards.
     """
     block_size = _check_generate_args(model, idx, max_new_tokens)
@@ -210,27 +214,54 @@ def generate(model, idx: torch.Tensor, max_new_tokens: int, temperature: float =
     return idx.clone()
 
 
+@contextmanager
+def torch_threads(n: int):
+    """Run the body with ``n`` CPU threads for PyTorch's operations (``torch.set_num_threads``), then restore."""
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"the number of threads should be an int >= 1, got {n!r}")
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache, generator,
             times: list[float] | None = None):
-    """The decoding loop of ``generate`` (see there). If ``times`` is a list, each step's seconds go into it."""
+    """The decoding loop of ``generate`` (see there). If ``times`` is a list, each step's seconds go into it.
+
+    On the CPU, steps that feed one new token through the cache run on one thread: their operations act on a
+    few hundred numbers, where splitting the work across threads costs more than it saves (on a busy machine,
+    many times more). Steps that run a whole window keep the thread count the call started with.
+    """
     cache: list[dict] | None = None
-    for _ in range(max_new_tokens):
-        if times is not None:
-            t0 = time.perf_counter()
-        T = idx.shape[1]
-        if use_cache and T <= block_size:
-            if cache is None:                       # first step: run the prompt, filling the cache
-                cache = [{} for _ in range(len(model.blocks))]
-                logits, _ = model(idx, cache=cache)
-            else:                                   # later steps: only the newest token
-                logits, _ = model(idx[:, -1:], cache=cache)
-        else:                                       # no cache, or the window no longer fits: recompute
-            cache = None
-            logits, _ = model(idx[:, -block_size:])
-        nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
-        idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
-        if times is not None:
-            times.append(time.perf_counter() - t0)
+    threads = torch.get_num_threads()
+    try:
+        for _ in range(max_new_tokens):
+            if times is not None:
+                t0 = time.perf_counter()
+            T = idx.shape[1]
+            if use_cache and T <= block_size:
+                if cache is None:                       # first step: run the prompt, filling the cache
+                    cache = [{} for _ in range(len(model.blocks))]
+                    logits, _ = model(idx, cache=cache)
+                else:                                   # later steps: only the newest token
+                    if idx.device.type == "cpu" and torch.get_num_threads() != 1:
+                        torch.set_num_threads(1)
+                    logits, _ = model(idx[:, -1:], cache=cache)
+            else:                                       # no cache, or the window no longer fits: recompute
+                cache = None
+                if torch.get_num_threads() != threads:
+                    torch.set_num_threads(threads)
+                logits, _ = model(idx[:, -block_size:])
+            nxt = next_token(logits[:, -1, :].float(), temperature, top_k, top_p, greedy, generator)
+            idx = torch.cat([idx, nxt[:, None].to(idx.dtype)], dim=1)
+            if times is not None:
+                times.append(time.perf_counter() - t0)
+    finally:
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
     return idx
 
 
@@ -342,24 +373,27 @@ def step_times(model, idx: torch.Tensor, max_new_tokens: int, use_cache: bool = 
     return times
 
 
-def time_generation(model, idx: torch.Tensor, max_new_tokens: int, repeats: int = 3) -> CacheTiming:
+def time_generation(model, idx: torch.Tensor, max_new_tokens: int, repeats: int = 3,
+                    warmup: bool = True) -> CacheTiming:
     """Time greedy generation of ``max_new_tokens`` from the prompt idx (B, T), with and without the cache.
 
-    Each way runs once to warm up, then ``repeats`` times; the best (smallest) time of each is kept, which is
-    the least disturbed by whatever else the machine is doing.
+    Each way runs once to warm up (unless ``warmup=False``), then ``repeats`` times, the two ways taking turns;
+    the best (smallest) time of each is kept, which is the least disturbed by whatever else the machine is doing.
     """
     if repeats < 1:
         raise ValueError(f"repeats should be >= 1, got {repeats}")
 
-    def best(use_cache: bool) -> tuple[float, torch.Tensor]:
-        out = generate(model, idx, max_new_tokens, greedy=True, use_cache=use_cache)   # warm-up
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            out = generate(model, idx, max_new_tokens, greedy=True, use_cache=use_cache)
-            times.append(time.perf_counter() - start)
-        return min(times), out
+    def run(use_cache: bool) -> tuple[float, torch.Tensor]:
+        start = time.perf_counter()
+        out = generate(model, idx, max_new_tokens, greedy=True, use_cache=use_cache)
+        return time.perf_counter() - start, out
 
-    t_cache, out_cache = best(True)
-    t_plain, out_plain = best(False)
-    return CacheTiming(max_new_tokens, t_cache, t_plain, bool(torch.equal(out_cache, out_plain)))
+    if warmup:
+        run(True), run(False)
+    times: dict[bool, list[float]] = {True: [], False: []}
+    outs: dict[bool, torch.Tensor] = {}
+    for _ in range(repeats):
+        for use_cache in (True, False):
+            t, outs[use_cache] = run(use_cache)
+            times[use_cache].append(t)
+    return CacheTiming(max_new_tokens, min(times[True]), min(times[False]), bool(torch.equal(outs[True], outs[False])))

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.colors import PowerNorm
 
 
 def char_label(ch: str) -> str:
@@ -43,7 +44,8 @@ def plot_attention_heads(maps, tokens: Sequence[str], title: str = "Attention we
                          size: float = 2.6):
     """A grid of attention maps: ``maps`` (n_layers, n_heads, T, T), row i = query position i, column j = key j.
 
-    ``tokens`` (T labels) name the positions. Returns the figure.
+    ``tokens`` (T labels) name the positions. The colour scale is a square root of the weight (0 to 1), so
+    small weights stay visible next to large ones. Returns the figure.
     """
     m = torch.as_tensor(maps).detach().float().cpu().numpy()
     if m.ndim != 4 or m.shape[-1] != m.shape[-2] or m.shape[-1] != len(tokens):
@@ -55,7 +57,8 @@ def plot_attention_heads(maps, tokens: Sequence[str], title: str = "Attention we
     for layer in range(L):
         for head in range(H):
             ax = axes[layer, head]
-            ax.imshow(m[layer, head], cmap="viridis", vmin=0, vmax=1)
+            ax.imshow(m[layer, head], cmap="viridis", norm=PowerNorm(0.5, vmin=0, vmax=1))   # sqrt: small
+            # weights stay visible next to the large ones
             ax.set_title(f"layer {layer + 1}, head {head + 1}", fontsize=9)
             ticks = np.arange(0, T, step)
             ax.set_xticks(ticks, [tokens[t] for t in ticks], fontsize=6)

@@ -149,3 +149,13 @@ def test_q4_check_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     ex.q4.evaluate(ex.q4.reference())
     assert torch.equal(torch.rand(3), a)
+
+
+def test_q4_template_is_not_attempted():
+    def greedy_generate(model, idx, max_new_tokens):   # the answer cell as the learner first sees it
+        for _ in range(max_new_tokens):
+            next_id = ____
+            idx = torch.cat([idx, next_id], dim=1)
+        return idx
+
+    assert ex.q4.evaluate(greedy_generate).status == "not attempted"

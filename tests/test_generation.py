@@ -255,7 +255,7 @@ def test_attention_maps(model):
 
 
 def test_time_generation_reports_same_tokens(model):
-    t = time_generation(model, torch.zeros(1, 2, dtype=torch.long), 10, repeats=1)
+    t = time_generation(model, torch.zeros(1, 2, dtype=torch.long), 10, repeats=1, warmup=False)
     assert isinstance(t, CacheTiming) and t.same_tokens and t.new_tokens == 10
     assert t.speedup > 0 and t.tokens_per_s_cache > 0 and "tokens/s" in str(t)
     with pytest.raises(ValueError, match="repeats"):
@@ -366,3 +366,17 @@ def test_step_times(model):
         t = step_times(model, torch.zeros(1, 3, dtype=torch.long), 7, use_cache=use_cache)
         assert len(t) == 7 and all(x > 0 for x in t)
     assert model.training is False
+
+
+def test_threads_are_restored(model):
+    from course_utils.generation import torch_threads
+
+    before = torch.get_num_threads()
+    generate(model, torch.zeros(1, 2, dtype=torch.long), 20, greedy=True)   # past block_size: both phases
+    assert torch.get_num_threads() == before
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(ValueError, match="threads"):
+        with torch_threads(0):
+            pass

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .core import ExerciseSet, Incorrect, LearnerCodeError, Question, as_tensor, call, describe_shape
+from .core import ExerciseSet, Incorrect, LearnerCodeError, NotAttempted, Question, as_tensor, call, describe_shape
 
 NEG_INF = float("-inf")
 
@@ -202,6 +202,8 @@ def _check_greedy_generate(greedy_generate) -> None:
                 try:
                     got = call(greedy_generate, model, idx.clone(), n)
                 except LearnerCodeError as err:
+                    if "_Blank" in str(err):      # the template's `next_id = ____` reached torch.cat
+                        raise NotAttempted() from None
                     if "block_size" in str(err) and T + n > model.config.block_size:
                         raise Incorrect(f"generating {n} tokens from {T} goes past block_size="
                                         f"{model.config.block_size} and the model refused: feed it only the last "
