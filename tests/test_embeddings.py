@@ -144,3 +144,23 @@ def test_plot_pairs_pca(glove):
     assert ax.get_title() and "principal component" in ax.get_xlabel()
     with pytest.raises(VocabularyError):
         w2v.plot_pairs_pca(glove, [("man", "wmoan")])
+
+
+def test_batched_analogy_accuracy_equals_gensim(glove):
+    fast = w2v.analogy_accuracy(glove, restrict_vocab=3000)
+    slow = embeddings.evaluate_analogies(glove, restrict_vocab=3000)
+    assert fast["questions"] == slow["questions"] > 1000
+    for kind in ("semantic", "syntactic", "total"):
+        assert math.isclose(fast[kind], slow[kind], abs_tol=1e-6)
+    with pytest.raises(ValueError, match="restrict_vocab"):
+        w2v.analogy_accuracy(glove, restrict_vocab=2)
+    tiny = w2v.to_keyed_vectors(torch.eye(4), list("wxyz"))
+    assert w2v.analogy_accuracy(tiny)["questions"] == 0
+
+
+def test_train_sgns_restores_the_thread_count():
+    before = torch.get_num_threads()
+    ids = torch.randint(0, 6, (400,), generator=torch.Generator().manual_seed(0))
+    w2v.train_sgns(ids, np.bincount(ids.numpy(), minlength=6), dim=4, window=2, epochs=0.5, batch_size=64,
+                   subsample_t=0, threads=1)
+    assert torch.get_num_threads() == before
