@@ -33,29 +33,27 @@ def test_blank_is_not_attempted(q):
     assert q.evaluate(returns_blank).status == "not attempted"
 
 
-def test_layer_norm_equals_torch_when_right():
-    layer_norm = ex.q1.reference()
-    x, g, b = torch.randn(3, 4, 10), torch.randn(10), torch.randn(10)
-    assert torch.allclose(layer_norm(x, g, b), F.layer_norm(x, (10,), g, b), atol=1e-5)
+def test_rms_norm_mistakes():
+    def layer_norm(x, gamma, eps=1e-6):
+        return F.layer_norm(x, (x.shape[-1],), eps=eps) * gamma
 
+    def no_gamma(x, gamma, eps=1e-6):
+        return x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + eps)
 
-def test_layer_norm_mistakes():
-    def unbiased(x, gamma, beta, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + eps) * gamma + beta
+    def length(x, gamma, eps=1e-6):
+        return x / torch.sqrt((x ** 2).sum(-1, keepdim=True) + eps) * gamma
 
-    def no_affine(x, gamma, beta, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True, unbiased=False) + eps)
+    def batch(x, gamma, eps=1e-6):
+        return x / torch.sqrt((x ** 2).mean(0) + eps) * gamma
 
-    def batch_norm(x, gamma, beta, eps=1e-5):
-        return (x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + eps) * gamma + beta
+    def no_eps(x, gamma, eps=1e-6):
+        return x / torch.sqrt((x ** 2).mean(-1, keepdim=True)) * gamma
 
-    def no_eps(x, gamma, beta, eps=1e-5):
-        return (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True, unbiased=False) * gamma + beta
-
-    _incorrect(ex.q1, unbiased, "unbiased variance")
-    _incorrect(ex.q1, no_affine, "gamma and beta are missing")
-    _incorrect(ex.q1, batch_norm, "batch norm")
-    _incorrect(ex.q1, no_eps, "Add eps")
+    _incorrect(ex.q1, layer_norm, "subtracted the mean")
+    _incorrect(ex.q1, no_gamma, "gamma is missing")
+    _incorrect(ex.q1, length, "*sum* of squares")
+    _incorrect(ex.q1, batch, "batch")
+    _incorrect(ex.q1, no_eps, "add eps")
 
 
 def test_feed_forward_mistakes():

@@ -80,10 +80,10 @@ def test_clip_grads_equals_torch():
     clip_grads = ex.q3.reference()
     ps = [torch.nn.Parameter(torch.zeros(3, 4)), torch.nn.Parameter(torch.zeros(5))]
     grads = [torch.randn(3, 4) * 2, torch.randn(5) * 2]
-    for p, g in zip(ps, grads):
+    for p, g in zip(ps, grads, strict=False):
         p.grad = g.clone()
     torch.nn.utils.clip_grad_norm_(ps, 1.0)
-    for p, mine in zip(ps, clip_grads(grads, 1.0)):
+    for p, mine in zip(ps, clip_grads(grads, 1.0), strict=False):
         assert torch.allclose(p.grad, mine, atol=1e-6)
 
 

@@ -9,8 +9,7 @@ import torch
 import torch.nn as nn
 
 from course_utils.errors import ShapeError
-from course_utils.model import (Block, FeedForward, GPTConfig, LayerNorm, MiniGPT, gpt_param_count,
-                                params_per_block)
+from course_utils.model import Block, FeedForward, GPTConfig, LayerNorm, MiniGPT, gpt_param_count, params_per_block
 
 TOL = 1e-5
 

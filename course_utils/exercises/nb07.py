@@ -1,4 +1,4 @@
-"""Exercises for notebook 07 (the transformer block): layer norm, the feed-forward network, the pre-norm block,
+"""Exercises for notebook 07 (the transformer block): RMSNorm, the feed-forward network, the pre-norm block,
 and the parameter count of one block."""
 
 from __future__ import annotations
@@ -22,42 +22,45 @@ def _shaped(value, shape) -> torch.Tensor:
     return t
 
 
-# ---- q1: layer normalisation ----------------------------------------------------------------------------------
+# ---- q1: RMSNorm, layer norm's lighter cousin ---------------------------------------------------------------------
+
+def _rms_ref(x, gamma, eps=1e-6):
+    return x / torch.sqrt((x ** 2).mean(-1, keepdim=True) + eps) * gamma
+
+
+def _check_rms_norm(rms_norm) -> None:
+    g = torch.Generator().manual_seed(7)
+    for shape in [(4, 8), (2, 3, 16), (5, 6)]:
+        d = shape[-1]
+        x = torch.randn(*shape, generator=g) * 3 + 1
+        gamma = torch.randn(d, generator=g)
+        got = _shaped(call(rms_norm, x.clone(), gamma.clone()), shape)
+        want = _rms_ref(x, gamma)
+        if _close(got, want):
+            continue
+        if _close(got, _ln_ref(x, gamma, torch.zeros(d), 1e-6)):
+            raise Incorrect("you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root mean "
+                            "square, sqrt(mean(x**2) + eps), and keeps the mean.")
+        if _close(got, _rms_ref(x, torch.ones(d))):
+            raise Incorrect("the normalisation is right, but gamma is missing: multiply by gamma at the end.")
+        if _close(got, x / torch.sqrt((x ** 2).sum(-1, keepdim=True) + 1e-6) * gamma):
+            raise Incorrect("you divided by the root of the *sum* of squares (the vector's length); RMSNorm uses the "
+                            "*mean* of the squares: (x**2).mean(dim=-1, keepdim=True).")
+        if x.dim() == 2 and _close(got, x / torch.sqrt((x ** 2).mean(0) + 1e-6) * gamma):
+            raise Incorrect("you averaged over the batch (dim 0): normalise each vector over its own features, the "
+                            "last dim (dim=-1, keepdim=True).")
+        expect_close(got, want, what="the normalised values", atol=1e-4)
+    x = torch.zeros(2, 8)
+    got = as_tensor(call(rms_norm, x, torch.ones(8)))
+    if not torch.isfinite(got).all():
+        raise Incorrect("an all-zero vector gives NaN (0/0): add eps inside the square root, "
+                        "sqrt(mean(x**2) + eps).")
+
 
 def _ln_ref(x, gamma, beta, eps=1e-5):
     mean = x.mean(-1, keepdim=True)
     var = x.var(-1, keepdim=True, unbiased=False)
     return (x - mean) / torch.sqrt(var + eps) * gamma + beta
-
-
-def _check_layer_norm(layer_norm) -> None:
-    g = torch.Generator().manual_seed(7)
-    for shape in [(4, 8), (2, 3, 16), (5, 6)]:
-        d = shape[-1]
-        x = torch.randn(*shape, generator=g) * 3 + 1
-        gamma, beta = torch.randn(d, generator=g), torch.randn(d, generator=g)
-        got = _shaped(call(layer_norm, x.clone(), gamma.clone(), beta.clone()), shape)
-        want = _ln_ref(x, gamma, beta)
-        if _close(got, want):
-            continue
-        if _close(got, (x - x.mean(-1, keepdim=True)) / torch.sqrt(x.var(-1, keepdim=True) + 1e-5) * gamma + beta):
-            raise Incorrect("you used the unbiased variance (it divides by d - 1): layer norm divides by d. "
-                            "Use x.var(dim=-1, keepdim=True, unbiased=False), or ((x - mean)**2).mean(-1).")
-        if _close(got, _ln_ref(x, torch.ones(d), torch.zeros(d))):
-            raise Incorrect("the normalisation is right, but gamma and beta are missing: multiply by gamma "
-                            "and add beta at the end.")
-        if x.dim() == 2 and _close(got, ((x - x.mean(0)) / torch.sqrt(x.var(0, unbiased=False) + 1e-5)) * gamma
-                                   + beta):
-            raise Incorrect("you normalised over the batch (dim 0), which is batch norm: layer norm normalises "
-                            "each vector over its own features, the last dim (dim=-1, keepdim=True).")
-        expect_close(got, want, what="the normalised values", atol=1e-4)
-    # a constant vector has variance 0: without eps this is 0/0
-    x = torch.full((2, 8), 3.0)
-    got = as_tensor(call(layer_norm, x, torch.ones(8), torch.zeros(8)))
-    if not torch.isfinite(got).all():
-        raise Incorrect("a constant vector gives NaN: its variance is 0. Add eps inside the square root: "
-                        "sqrt(var + eps).")
-    expect_close(got, torch.zeros(2, 8), what="the output for a constant vector (it should be all 0)", atol=1e-4)
 
 
 # ---- q2: the feed-forward network -----------------------------------------------------------------------------
@@ -173,17 +176,17 @@ def _check_block_params(block_params) -> None:
 
 EXERCISES = ExerciseSet("07", "The transformer block", [
     Question(
-        key="q1", title="Layer normalisation from scratch", answer="layer_norm", checker=_check_layer_norm,
-        hints=["Mean and variance over the last dim, keepdim=True so they broadcast back: (..., 1).",
-               "The variance is the biased one (divide by d): x.var(-1, keepdim=True, unbiased=False). "
-               "Then (x - mean) / sqrt(var + eps) * gamma + beta."],
+        key="q1", title="RMSNorm from scratch", answer="rms_norm", checker=_check_rms_norm,
+        hints=["The root mean square of each vector: torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps), "
+               "shape (..., 1).",
+               "Divide x by it and multiply by gamma. No mean is subtracted and there is no beta."],
         solution='''
-def layer_norm(x, gamma, beta, eps=1e-5):
-    mean = x.mean(dim=-1, keepdim=True)
-    var = ((x - mean) ** 2).mean(dim=-1, keepdim=True)
-    return (x - mean) / torch.sqrt(var + eps) * gamma + beta
+def rms_norm(x, gamma, eps=1e-6):
+    rms = torch.sqrt((x ** 2).mean(dim=-1, keepdim=True) + eps)
+    return x / rms * gamma
 ''',
-        success="each vector now has mean 0 and variance 1 before gamma and beta rescale it - exactly nn.LayerNorm."),
+        success="RMSNorm (used by LLaMA and most recent models) is LayerNorm without the centring and the shift: "
+                "fewer operations, about the same effect."),
     Question(
         key="q2", title="The feed-forward network", answer="feed_forward", checker=_check_feed_forward,
         hints=["x is (B, T, d), W1 is (d, 4d): x @ W1 + b1 is the (B, T, 4d) hidden layer.",

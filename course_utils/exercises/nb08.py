@@ -65,7 +65,6 @@ def _check_lr_schedule(lr_schedule) -> None:
         if math.isclose(got[0], 0.0, abs_tol=1e-15) and math.isclose(got[1], lr_max / warmup, rel_tol=1e-6):
             raise Incorrect("the warm-up is off by one: step 0 gets lr 0 and no update at all. "
                             "Use lr_max * (step + 1) / warmup.")
-        mid = (warmup + max_steps) // 2
         half = lr_min + 0.5 * (lr_max - lr_min)
         linear = lr_max - (quarter - warmup) / (max_steps - warmup) * (lr_max - lr_min)
         if math.isclose(got[max_steps], 0.0, abs_tol=1e-15) and lr_min > 0:
@@ -96,26 +95,30 @@ def _check_clip_grads(clip_grads) -> None:
         if not isinstance(out, list | tuple) or len(out) != len(grads):
             raise Incorrect(f"return a list of {len(grads)} tensors (one per gradient), got {type(out).__name__}")
         out = [as_tensor(o, f"gradient {i}") for i, o in enumerate(out)]
+        for i, (o, x) in enumerate(zip(out, grads, strict=True)):
+            if o.shape != x.shape:
+                raise Incorrect(f"gradient {i} should keep its shape {tuple(x.shape)}, got {tuple(o.shape)}")
         factor = min(1.0, max_norm / total)
         want = [x * factor for x in grads]
-        if all(o.shape == w.shape and torch.allclose(o, w, atol=1e-6, rtol=1e-5) for o, w in zip(out, want)):
+        pairs = list(zip(out, want, strict=True))
+        if all(o.shape == w.shape and torch.allclose(o, w, atol=1e-6, rtol=1e-5) for o, w in pairs):
             continue
-        if all(torch.allclose(o, x.clamp(-max_norm, max_norm), atol=1e-6) for o, x in zip(out, grads)):
+        if all(torch.allclose(o, x.clamp(-max_norm, max_norm), atol=1e-6) for o, x in zip(out, grads, strict=False)):
             raise Incorrect("you clipped each entry to [-max_norm, max_norm]; that changes the gradient's "
                             "direction. Scale the whole gradient by max_norm / total_norm instead.")
         per_tensor = [x * min(1.0, max_norm / x.norm().item()) for x in grads]
-        if all(torch.allclose(o, w, atol=1e-6) for o, w in zip(out, per_tensor)):
+        if all(torch.allclose(o, w, atol=1e-6) for o, w in zip(out, per_tensor, strict=False)):
             raise Incorrect("you clipped each tensor's norm on its own; clip_grad_norm_ uses ONE global norm, "
                             "sqrt of the sum of all squared entries of all tensors, and one common scale factor.")
         always = [x * max_norm / total for x in grads]
-        if total < max_norm and all(torch.allclose(o, w, atol=1e-6) for o, w in zip(out, always)):
+        if total < max_norm and all(torch.allclose(o, w, atol=1e-6) for o, w in zip(out, always, strict=False)):
             raise Incorrect(f"the total norm {total:.3g} is already below max_norm={max_norm}, so the gradients "
                             "should stay as they are: the factor is min(1, max_norm / total_norm).")
         got_norm = math.sqrt(sum((o.double() ** 2).sum().item() for o in out))
         if total > max_norm and not math.isclose(got_norm, max_norm, rel_tol=1e-4):
             raise Incorrect(f"after clipping, the global norm should be max_norm={max_norm}; yours is "
                             f"{got_norm:.4g} (the gradients' norm was {total:.4g}).")
-        for i, (o, w) in enumerate(zip(out, want)):
+        for i, (o, w) in enumerate(zip(out, want, strict=False)):
             expect_close(o, w, what=f"the entries of gradient {i}", atol=1e-6)
 
 
@@ -145,6 +148,9 @@ def _check_adamw_step(adamw_step) -> None:
         if not isinstance(out, tuple) or len(out) != 3:
             raise Incorrect("return three tensors: (new_p, new_m, new_v)")
         new_p, new_m, new_v = (as_tensor(o) for o in out)
+        for name, o in (("new_p", new_p), ("new_m", new_m), ("new_v", new_v)):
+            if tuple(o.shape) != tuple(shape):
+                raise Incorrect(f"{name} should have the parameter's shape {tuple(shape)}, got {tuple(o.shape)}")
         ref = _adamw_ref(p, g, m, v, t, 0.1, 0.9, 0.99, 1e-8, 0.1)
         if not torch.allclose(new_m, ref[1], atol=1e-6):
             if torch.allclose(new_m, 0.9 * m + 0.1 * (g + 0.1 * p), atol=1e-6):

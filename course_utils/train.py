@@ -1,0 +1,411 @@
+"""Training a MiniGPT (notebook 08), from a notebook or from the command line.
+
+    result = train(model, train_ids, val_ids, TrainSettings(minutes=5), tokenizer=tok, checkpoint="ckpt.pt")
+
+One step: a random batch of windows -> cross-entropy of the next character -> gradients -> clip their global
+norm -> AdamW update with the learning rate of the schedule (linear warm-up, then cosine decay to a floor).
+The budget is a number of steps or of minutes (or both: whichever ends first); with a time budget the cosine
+follows the fraction of the time used, so the learning rate reaches its floor when the time runs out.
+
+Every ``eval_interval`` steps (or ``eval_seconds``) the loss is measured on fixed validation batches, the
+callback is called (the notebook redraws its loss plot there) and a checkpoint is written atomically.
+Interrupting (Ctrl-C, or Kernel -> Interrupt in Jupyter) stops cleanly: the model keeps its weights, a checkpoint
+of the last finished step is written, and ``train(..., resume=True)`` continues from it.
+
+Command line (any UTF-8 text file, character level)::
+
+    python -m course_utils.train --text FILE --minutes M [--device cpu|cuda|mps] [--out CKPT] [--resume]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from . import runtime
+from .checkpoint import load_checkpoint, save_checkpoint
+from .data import get_batch, train_val_split
+from .model import GPTConfig, MiniGPT
+from .tokenizers import CharTokenizer
+
+
+@dataclass
+class TrainSettings:
+    """How to train. A budget of ``max_steps`` and/or ``minutes`` (whichever ends first) is required."""
+
+    max_steps: int | None = None
+    minutes: float | None = None
+    batch_size: int = 32
+    lr: float = 2e-3                 # peak learning rate, reached at the end of warm-up
+    min_lr_ratio: float = 0.1        # the cosine decays to lr * min_lr_ratio
+    warmup_steps: int = 50
+    weight_decay: float = 0.1        # AdamW's decoupled weight decay, on matrices only
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0           # clip the global gradient norm to this (0 = no clipping)
+    eval_interval: int | None = 200  # evaluate every this many steps ...
+    eval_seconds: float | None = None  # ... or every this many seconds
+    eval_batches: int = 8            # validation batches per evaluation (the same batches each time)
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.max_steps is None and self.minutes is None:
+            raise ValueError("give a budget: max_steps=..., minutes=..., or both")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps should be >= 1, got {self.max_steps}")
+        if self.minutes is not None and self.minutes <= 0:
+            raise ValueError(f"minutes should be > 0, got {self.minutes}")
+        if self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("batch_size should be >= 1 and lr > 0")
+
+
+@dataclass
+class TrainResult:
+    """What a training run did. ``history`` holds the curves the notebook plots."""
+
+    model: MiniGPT
+    step: int
+    elapsed: float                     # seconds spent training (evaluations included), over all sessions
+    tokens_per_second: float           # training tokens per second in this session
+    interrupted: bool = False
+    checkpoint: str | None = None
+    history: dict[str, list[float]] = field(default_factory=dict)
+
+    @property
+    def val_loss(self) -> float:
+        return self.history["val"][-1] if self.history.get("val") else float("nan")
+
+
+# ---- the pieces -------------------------------------------------------------------------------------------------
+
+def lr_at(step: int, progress: float, s: TrainSettings) -> float:
+    """Learning rate at ``step``: linear warm-up over ``warmup_steps``, then cosine decay over ``progress`` in [0, 1]
+    (the fraction of the budget used) from ``lr`` down to ``lr * min_lr_ratio``."""
+    if step < s.warmup_steps:
+        return s.lr * (step + 1) / s.warmup_steps
+    p = min(max(progress, 0.0), 1.0)
+    floor = s.lr * s.min_lr_ratio
+    return floor + 0.5 * (1.0 + math.cos(math.pi * p)) * (s.lr - floor)
+
+
+def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.AdamW:
+    """AdamW; weight decay on the weight matrices (and the embedding), none on biases and LayerNorm gains."""
+    decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
+    groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=s.lr, betas=(s.beta1, s.beta2))
+
+
+@torch.no_grad()
+def estimate_loss(model: MiniGPT, ids: torch.Tensor, batch_size: int, batches: int,
+                  device: torch.device | str = "cpu", seed: int = 1234) -> float:
+    """Mean cross-entropy (nats per token) on ``batches`` random windows of ``ids``, the same windows every call."""
+    was_training = model.training
+    model.eval()
+    g = torch.Generator().manual_seed(seed)
+    T = min(model.config.block_size, len(ids) - 1)
+    total = 0.0
+    for _ in range(batches):
+        x, y = get_batch(ids, batch_size, T, device, generator=g)
+        with runtime.autocast(device):
+            _, loss = model(x, y)
+        total += loss.item()
+    model.train(was_training)
+    return total / batches
+
+
+@torch.no_grad()
+def evaluate(model: MiniGPT, ids: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 64) -> float:
+    """Cross-entropy in nats per token over (almost) all of ``ids``: consecutive windows of ``block_size``,
+    every token predicted once. Comparable with the scoreboard's baselines on the same split."""
+    was_training = model.training
+    model.eval()
+    T = model.config.block_size
+    n = (len(ids) - 1) // T
+    if n == 0:
+        T, n = len(ids) - 1, 1
+    x_all = ids[: n * T].view(n, T)
+    y_all = ids[1: n * T + 1].view(n, T)
+    total = 0.0
+    for i in range(0, n, batch_size):
+        x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
+        with runtime.autocast(device):
+            logits, _ = model(x)
+        total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                 reduction="sum").item()
+    model.train(was_training)
+    return total / (n * T)
+
+
+# ---- the loop -----------------------------------------------------------------------------------------------------
+
+def _empty_history() -> dict[str, list[float]]:
+    return {"step": [], "train": [], "lr": [], "val_step": [], "val": [], "val_time": []}
+
+
+def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settings: TrainSettings | None = None,
+          device: torch.device | str | None = None, tokenizer: CharTokenizer | None = None,
+          checkpoint: str | Path | None = None, resume: bool = False,
+          callback: Callable[[dict[str, list[float]]], None] | None = None, progress: bool = True,
+          log: Callable[[str], None] | None = None, **overrides) -> TrainResult:
+    """Train ``model`` on ``train_ids`` (1-D token ids), evaluating on ``val_ids``. Returns a :class:`TrainResult`.
+
+    settings / overrides: a :class:`TrainSettings`; keyword overrides such as ``minutes=1`` replace its fields.
+    checkpoint: file to write at every evaluation, at the end and on interrupt (atomically).
+    resume: continue from ``checkpoint`` if it exists (model, optimizer, step, time used, curves).
+    callback(history): called after every evaluation (the notebook's live plot); it may raise KeyboardInterrupt.
+    log: where one-line reports go (``print`` from the command line; default: nothing besides the progress bar).
+    """
+    s = settings or TrainSettings(max_steps=overrides.pop("max_steps", None) or 100)
+    s = replace(s, **overrides) if overrides else s
+    dev = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(dev)
+    for name, ids in (("train_ids", train_ids), ("val_ids", val_ids)):
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
+            raise ValueError(f"{name} should be a 1-D tensor of token ids")
+        if len(ids) <= model.config.block_size:
+            raise ValueError(f"{name} has {len(ids)} tokens; it needs more than block_size="
+                             f"{model.config.block_size}")
+    opt = make_optimizer(model, s)
+    step, elapsed_before, history = 0, 0.0, _empty_history()
+    ckpt_path = Path(checkpoint) if checkpoint is not None else None
+    if resume and ckpt_path is not None and ckpt_path.exists():
+        state = load_checkpoint(ckpt_path)
+        if state["config"] != model.config_dict():
+            raise ValueError(f"{ckpt_path} holds a model with config {state['config']}, not "
+                             f"{model.config_dict()}; use another checkpoint file or resume=False")
+        model.load_state_dict(state["model"])
+        if state.get("optimizer") is not None:
+            opt.load_state_dict(state["optimizer"])
+        step, elapsed_before = state["step"], state["elapsed"]
+        history.update({k: list(v) for k, v in state["losses"].items()})
+        if log:
+            log(f"resumed from {ckpt_path} at step {step} ({elapsed_before:.0f} s trained)")
+    budget_s = s.minutes * 60 if s.minutes is not None else None
+    gen = torch.Generator().manual_seed(s.seed + step)
+    T = model.config.block_size
+
+    def save() -> None:
+        if ckpt_path is not None:
+            save_checkpoint(ckpt_path, model, opt, tokenizer, step=step, elapsed=elapsed(), losses=history,
+                            extra={"settings": {k: v for k, v in asdict(s).items() if v is not None}})
+
+    def progress_fraction() -> float:
+        fracs = [0.0]
+        if s.max_steps is not None:
+            fracs.append((step - s.warmup_steps) / max(1, s.max_steps - s.warmup_steps))
+        if budget_s is not None:
+            fracs.append(elapsed() / budget_s)
+        return max(fracs)
+
+    def done() -> bool:
+        return ((s.max_steps is not None and step >= s.max_steps)
+                or (budget_s is not None and elapsed() >= budget_s))
+
+    def run_eval() -> None:
+        loss = estimate_loss(model, val_ids, s.batch_size, s.eval_batches, dev)
+        history["val_step"].append(step)
+        history["val"].append(loss)
+        history["val_time"].append(elapsed())
+        if log:
+            log(f"step {step:6d} | {elapsed():6.0f} s | train loss {history['train'][-1]:.4f} | "
+                f"val loss {loss:.4f} nats/char ({loss / math.log(2):.3f} bits)")
+        if callback is not None:
+            callback(history)
+
+    from tqdm.auto import tqdm
+
+    total = s.max_steps if budget_s is None else int(round(budget_s))
+    bar = tqdm(total=total, initial=min(step, total) if budget_s is None else min(int(elapsed_before), total),
+               unit="step" if budget_s is None else "s", disable=not progress, leave=True,
+               desc="training", dynamic_ncols=True)
+    start = time.perf_counter()
+
+    def elapsed() -> float:
+        return elapsed_before + time.perf_counter() - start
+
+    model.train()
+    tokens, train_time, interrupted, updating = 0, 0.0, False, False
+    last_eval_t, last_eval_step, shown = elapsed(), step, elapsed_before
+    try:
+        while not done():
+            t0 = time.perf_counter()
+            lr = lr_at(step, progress_fraction(), s)
+            for group in opt.param_groups:
+                group["lr"] = lr
+            x, y = get_batch(train_ids, s.batch_size, T, dev, generator=gen)
+            with runtime.autocast(dev):
+                _, loss = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if s.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+            updating = True
+            opt.step()
+            step += 1
+            updating = False
+            loss_value = loss.item()
+            history["step"].append(step)
+            history["train"].append(loss_value)
+            history["lr"].append(lr)
+            tokens += x.numel()
+            train_time += time.perf_counter() - t0
+            if budget_s is None:
+                bar.update(1)
+            else:
+                now = min(int(elapsed()), total)
+                bar.update(now - int(shown))
+                shown = now
+            if step % 10 == 0 or step == 1:
+                bar.set_postfix(loss=f"{loss_value:.3f}", lr=f"{lr:.1e}", refresh=False)
+            due = ((s.eval_interval is not None and step - last_eval_step >= s.eval_interval)
+                   or (s.eval_seconds is not None and elapsed() - last_eval_t >= s.eval_seconds))
+            if due and not done():
+                run_eval()
+                save()
+                last_eval_t, last_eval_step = elapsed(), step
+    except KeyboardInterrupt:
+        interrupted = True
+        if updating:                 # interrupted inside the update: the weights may be half-updated
+            msg = f"Interrupted during an update at step {step}: the last checkpoint is kept as it was."
+        else:
+            save()
+            msg = f"Interrupted at step {step}: the model keeps its weights"
+            msg += f" and the checkpoint {ckpt_path} holds them." if ckpt_path else "."
+        if ckpt_path is not None:
+            msg += " Run again with resume=True to continue."
+        print(msg)
+    finally:
+        bar.close()
+    if not interrupted:
+        if not history["val_step"] or history["val_step"][-1] != step:
+            run_eval()
+        save()
+    tps = tokens / train_time if train_time > 0 else 0.0
+    return TrainResult(model=model, step=step, elapsed=elapsed(), tokens_per_second=tps,
+                       interrupted=interrupted, checkpoint=str(ckpt_path) if ckpt_path else None, history=history)
+
+
+# ---- pictures of a run --------------------------------------------------------------------------------------------
+
+def plot_losses(history: dict[str, list[float]], ax=None, baselines: dict[str, float] | None = None,
+                title: str = "Training curves", smooth: int = 20):
+    """Training loss (moving average of ``smooth`` steps) and validation loss against the step, with horizontal
+    lines for ``baselines`` ({name: loss in nats}); returns the axes."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, 4))
+    ax.clear()
+    tr = history.get("train", [])
+    if tr:
+        k = max(1, min(smooth, len(tr) // 5 or 1))
+        avg = torch.tensor(tr).unfold(0, k, 1).mean(1).tolist() if len(tr) >= k else tr
+        ax.plot(history["step"][k - 1:] if len(tr) >= k else history["step"], avg, lw=1,
+                label=f"train (mean of {k} steps)")
+    if history.get("val"):
+        ax.plot(history["val_step"], history["val"], "o-", ms=3, label="validation")
+    for i, (name, value) in enumerate((baselines or {}).items()):
+        ax.axhline(value, ls=":", color=f"C{i + 3}", label=f"{name}: {value:.2f}")
+    ax.set_title(title)
+    ax.set_xlabel("step")
+    ax.set_ylabel("cross-entropy (nats per character)")
+    ax.legend(loc="upper right")
+    return ax
+
+
+class LivePlot:
+    """A loss plot that redraws in place while training runs: pass it as ``train(..., callback=LivePlot())``.
+
+    In Jupyter it updates one output (``display_id``); elsewhere it only keeps the figure.
+    """
+
+    def __init__(self, baselines: dict[str, float] | None = None, title: str = "Training curves (live)"):
+        import matplotlib.pyplot as plt
+
+        self.baselines, self.title = baselines, title
+        self.fig, self.ax = plt.subplots(figsize=(8, 4))
+        plt.close(self.fig)                       # shown through the display handle only, not again at the end
+        self.handle = None
+
+    def __call__(self, history: dict[str, list[float]]) -> None:
+        plot_losses(history, self.ax, self.baselines, self.title)
+        try:
+            from IPython import get_ipython
+            from IPython.display import display
+        except ImportError:
+            return
+        if get_ipython() is None:
+            return
+        if self.handle is None:
+            self.handle = display(self.fig, display_id=True)
+        else:
+            self.handle.update(self.fig)
+
+
+# ---- sizes that fit each device ---------------------------------------------------------------------------------
+
+def preset(vocab_size: int, device: torch.device | str = "cpu") -> tuple[GPTConfig, TrainSettings]:
+    """The model and training settings the course uses on ``device``: sized for a laptop CPU (tuned for 2 cores
+    and a 5-minute budget), larger on a CUDA GPU. Add the budget with ``replace(settings, minutes=...)``."""
+    if torch.device(device).type == "cuda":
+        cfg = GPTConfig(vocab_size=vocab_size, block_size=256, d_model=384, n_heads=6, n_layers=6, dropout=0.1)
+        st = TrainSettings(minutes=5, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.1, beta2=0.99,
+                           eval_interval=None, eval_seconds=30, eval_batches=20)
+        return cfg, st
+    cfg = GPTConfig(vocab_size=vocab_size, block_size=64, d_model=128, n_heads=4, n_layers=4)
+    st = TrainSettings(minutes=5, batch_size=32, lr=6e-3, warmup_steps=30, weight_decay=0.1, beta2=0.95,
+                       eval_interval=None, eval_seconds=30, eval_batches=4)
+    return cfg, st
+
+
+# ---- command line -----------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m course_utils.train",
+                                description="Train the course's MiniGPT on a UTF-8 text file, character level.")
+    p.add_argument("--text", required=True, help="a UTF-8 text file")
+    p.add_argument("--minutes", type=float, required=True, help="training time budget in minutes")
+    p.add_argument("--device", default=None, help="cpu, cuda or mps (default: the best available)")
+    p.add_argument("--out", default="checkpoints/mini_gpt.pt", help="checkpoint file (written atomically)")
+    p.add_argument("--resume", action="store_true", help="continue from --out if it exists")
+    p.add_argument("--val-fraction", type=float, default=0.1, help="the last part of the text kept for validation")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = p.parse_args(argv)
+
+    text = Path(args.text).read_text(encoding="utf-8")
+    if len(text) < 64:
+        p.error(f"{args.text} holds only {len(text)} characters; give it at least a few hundred")
+    dev = runtime.device(args.device)
+    runtime.seed_everything(args.seed)
+    tok = CharTokenizer(text)
+    ids = torch.tensor(tok.encode(text), dtype=torch.long)
+    train_ids, val_ids = train_val_split(ids, args.val_fraction)
+    cfg, st = preset(tok.vocab_size, dev)
+    block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
+    cfg = replace(cfg, block_size=block)
+    st = replace(st, minutes=args.minutes, eval_seconds=max(5.0, min(st.eval_seconds or 30, args.minutes * 60 / 6)),
+                 seed=args.seed)
+    model = MiniGPT(cfg)
+    print(f"{len(text):,} characters, vocabulary {tok.vocab_size}, {len(train_ids):,} train / {len(val_ids):,} "
+          f"validation; model {model.num_params():,} parameters (d_model={cfg.d_model}, n_layers={cfg.n_layers}, "
+          f"n_heads={cfg.n_heads}, block_size={cfg.block_size})", flush=True)
+    res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
+                resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
+    val = evaluate(res.model, val_ids, dev)
+    print(f"final validation loss: {val:.4f} nats/char = {val / math.log(2):.4f} bits/char "
+          f"(step {res.step}, {res.tokens_per_second:,.0f} tokens/s, checkpoint {args.out})", flush=True)
+    return 130 if res.interrupted else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

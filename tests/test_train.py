@@ -1,0 +1,194 @@
+"""course_utils.train and course_utils.checkpoint: training lowers the loss, checkpoints are atomic and load with
+weights_only=True, an interrupt keeps the model and its checkpoint, training resumes, the command line works."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_utils import checkpoint as ckpt_mod
+from course_utils.checkpoint import load_checkpoint, load_model, save_checkpoint
+from course_utils.data import small_corpus
+from course_utils.model import GPTConfig, MiniGPT
+from course_utils.tokenizers import CharTokenizer
+from course_utils.train import TrainSettings, estimate_loss, evaluate, lr_at, main, train
+
+REPO = Path(__file__).resolve().parent.parent
+TEXT = (small_corpus("animals") + " ") * 25
+
+
+def _data():
+    tok = CharTokenizer(TEXT)
+    ids = torch.tensor(tok.encode(TEXT))
+    n = int(len(ids) * 0.9)
+    return tok, ids[:n], ids[n:]
+
+
+def _model(tok, seed=0):
+    torch.manual_seed(seed)
+    return MiniGPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, d_model=32, n_heads=4, n_layers=2))
+
+
+def _settings(**kw):
+    base = dict(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=10, eval_batches=2)
+    base.update(kw)
+    return TrainSettings(**base)
+
+
+def test_a_tiny_run_lowers_the_loss():
+    tok, tr, va = _data()
+    m = _model(tok)
+    before = estimate_loss(m, va, 8, 4)
+    res = train(m, tr, va, _settings(max_steps=40), progress=False)
+    assert res.step == 40 and not res.interrupted
+    assert abs(before - math.log(tok.vocab_size)) < 0.1
+    assert res.val_loss < before - 0.7
+    assert res.history["val_step"] == [10, 20, 30, 40]
+    assert len(res.history["train"]) == 40 and res.tokens_per_second > 0
+
+
+def test_learning_rate_schedule_warms_up_then_decays_to_the_floor():
+    s = TrainSettings(max_steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1)
+    assert lr_at(0, 0.0, s) == pytest.approx(1e-4)
+    assert lr_at(9, 0.0, s) == pytest.approx(1e-3)
+    assert lr_at(10, 0.0, s) == pytest.approx(1e-3)
+    assert lr_at(50, 0.5, s) == pytest.approx(0.55e-3)
+    assert lr_at(99, 1.0, s) == pytest.approx(1e-4)
+    lrs = [lr_at(t, (t - 10) / 90, s) for t in range(10, 100)]
+    assert lrs == sorted(lrs, reverse=True)
+
+
+def test_settings_need_a_budget():
+    with pytest.raises(ValueError, match="budget"):
+        TrainSettings()
+    with pytest.raises(ValueError, match="max_steps"):
+        TrainSettings(max_steps=0)
+
+
+def test_time_budget_stops_the_run():
+    tok, tr, va = _data()
+    res = train(_model(tok), tr, va, _settings(max_steps=None, minutes=0.02, eval_interval=None, warmup_steps=1,
+                                               eval_seconds=0.3), progress=False)
+    assert 1.0 <= res.elapsed < 10 and res.step > 1
+    lrs = res.history["lr"]
+    assert lrs[0] == pytest.approx(3e-3) and lrs == sorted(lrs, reverse=True)   # the cosine follows the clock
+
+
+def test_evaluate_covers_the_split_and_matches_cross_entropy():
+    tok, tr, va = _data()
+    m = _model(tok).eval()
+    T = m.config.block_size
+    n = (len(va) - 1) // T
+    logits, _ = m(va[: n * T].view(n, T))
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), va[1: n * T + 1]).item()
+    assert evaluate(m, va, batch_size=3) == pytest.approx(want, rel=1e-5)
+
+
+# ---- checkpoints ----------------------------------------------------------------------------------------------
+
+def test_checkpoint_round_trip_with_weights_only(tmp_path):
+    tok, tr, va = _data()
+    res = train(_model(tok), tr, va, _settings(max_steps=12), tokenizer=tok, checkpoint=tmp_path / "c.pt",
+                progress=False)
+    raw = torch.load(tmp_path / "c.pt", weights_only=True)          # plain types and tensors only
+    assert raw["step"] == 12 and raw["vocab"] == tok.itos and raw["optimizer"] is not None
+    assert raw["config"] == res.model.config_dict()
+    model, tok2, state = load_model(tmp_path / "c.pt")
+    x = va[:16][None]
+    assert torch.equal(model(x)[0], res.model.eval()(x)[0])
+    assert tok2.itos == tok.itos and state["losses"]["val"] == res.history["val"]
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    tok, tr, va = _data()
+    m = _model(tok)
+    path = save_checkpoint(tmp_path / "c.pt", m, step=1)
+    good = path.read_bytes()
+    real_save = torch.save
+
+    def crash(obj, f):
+        real_save({"half": torch.zeros(1000)}, f)    # some bytes reach the temporary file ...
+        raise KeyboardInterrupt                       # ... then the save is interrupted
+
+    monkeypatch.setattr(ckpt_mod.torch, "save", crash)
+    with pytest.raises(KeyboardInterrupt):
+        save_checkpoint(path, m, step=2)
+    assert path.read_bytes() == good                  # the old checkpoint is whole
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]   # no temporary file left behind
+    assert load_checkpoint(path)["step"] == 1
+
+
+def test_load_checkpoint_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Train a model first"):
+        load_checkpoint(tmp_path / "missing.pt")
+    torch.save({"something": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a course checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_interrupt_keeps_model_and_checkpoint_and_training_resumes(tmp_path, capsys):
+    tok, tr, va = _data()
+    path = tmp_path / "c.pt"
+    calls = []
+
+    def interrupt_at_second_eval(history):
+        calls.append(history["val_step"][-1])
+        if len(calls) == 2:
+            raise KeyboardInterrupt                      # what Kernel -> Interrupt does
+
+    m = _model(tok)
+    res = train(m, tr, va, _settings(max_steps=40), tokenizer=tok, checkpoint=path,
+                callback=interrupt_at_second_eval, progress=False)
+    assert res.interrupted and res.step == 20 and res.model is m
+    assert "Interrupted at step 20" in capsys.readouterr().out
+    state = load_checkpoint(path)
+    assert state["step"] == 20
+    for k, v in m.state_dict().items():                  # the checkpoint holds exactly the model's weights
+        assert torch.equal(state["model"][k], v)
+    # a fresh model resumes from the checkpoint and finishes the budget
+    m2 = _model(tok, seed=1)
+    res2 = train(m2, tr, va, _settings(max_steps=40), tokenizer=tok, checkpoint=path, resume=True,
+                 progress=False)
+    assert not res2.interrupted and res2.step == 40
+    assert len(res2.history["train"]) == 40            # the curves continue the first session's
+    assert load_checkpoint(path)["step"] == 40
+    # resuming into a model of another shape is refused with a clear message
+    other = MiniGPT(GPTConfig(vocab_size=tok.vocab_size, block_size=16, d_model=16, n_heads=2, n_layers=1))
+    with pytest.raises(ValueError, match="resume=False"):
+        train(other, tr, va, _settings(), checkpoint=path, resume=True, progress=False)
+
+
+def test_bad_data_is_named():
+    tok, tr, va = _data()
+    with pytest.raises(ValueError, match="val_ids"):
+        train(_model(tok), tr, va[:10], _settings(), progress=False)
+
+
+# ---- command line ---------------------------------------------------------------------------------------------
+
+def test_cli_main_trains_and_prints_validation_loss(tmp_path, capsys):
+    f = tmp_path / "text.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    out = tmp_path / "ck.pt"
+    code = main(["--text", str(f), "--minutes", "0.03", "--device", "cpu", "--out", str(out), "--no-progress"])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "final validation loss" in printed and "nats/char" in printed and "bits/char" in printed
+    assert load_checkpoint(out)["vocab"] == CharTokenizer(TEXT).itos
+
+
+def test_cli_runs_as_a_module(tmp_path):
+    f = tmp_path / "text.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-m", "course_utils.train", "--text", str(f), "--minutes", "0.03",
+                           "--device", "cpu", "--out", str(tmp_path / "ck.pt"), "--no-progress"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "val loss" in proc.stdout and "final validation loss" in proc.stdout
