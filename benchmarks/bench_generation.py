@@ -38,6 +38,7 @@ CHECKPOINT = REPO / "checkpoints" / "mini_gpt_wiki.pt"
 DEFAULT_CONFIG = dict(vocab_size=94, block_size=128, d_model=128, n_heads=4, n_layers=4)
 PROMPT_LEN = 8
 REPEATS = 3
+LONGER = (128, 256)   # context lengths also measured, to show how the speed-up grows with the context
 
 
 def course_model() -> tuple[MiniGPT, str]:
@@ -72,18 +73,12 @@ def timed(fn) -> tuple[float, torch.Tensor]:
     return time.perf_counter() - t0, out
 
 
-def main() -> None:
-    torch.manual_seed(0)
-    dev = runtime.device("cpu", verbose=False)
-    threads = torch.get_num_threads()
-    print(f"device: cpu ({threads} threads, {platform.processor() or platform.machine()}); torch {torch.__version__}")
-    model, where = course_model()
-    model.to(dev).eval()
+def compare(model: MiniGPT, repeats: int) -> dict[str, float]:
+    """Best seconds of each way to generate greedily from PROMPT_LEN tokens up to block_size; asserts equal tokens."""
     c = model.config
-    print(f"model: {where}: block_size={c.block_size}, d_model={c.d_model}, n_heads={c.n_heads}, "
-          f"n_layers={c.n_layers}, vocab_size={c.vocab_size} ({model.num_params() / 1e6:.2f} M parameters)")
     n_new = c.block_size - PROMPT_LEN
     prompt = torch.randint(0, c.vocab_size, (1, PROMPT_LEN), generator=torch.Generator().manual_seed(0))
+    threads = torch.get_num_threads()
 
     def with_cache():
         return generate(model, prompt, n_new, greedy=True, use_cache=True)
@@ -101,18 +96,45 @@ def main() -> None:
     outs: dict[str, torch.Tensor] = {}
     for fn in ways.values():                                    # warm-up
         fn()
-    for _ in range(REPEATS):                                    # the ways take turns, so a busy spell hits all
+    for _ in range(repeats):                                    # the ways take turns, so a busy spell hits all
         for name, fn in ways.items():
             t, outs[name] = timed(fn)
             best[name] = min(best.get(name, float("inf")), t)
     first = outs["key-value cache"]
     assert all(torch.equal(first, o) for o in outs.values()), "the KV cache changed the generated tokens"
+    return best
+
+
+def speedup(best: dict[str, float]) -> float:
+    return min(v for k, v in best.items() if k.startswith("recompute")) / best["key-value cache"]
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    dev = runtime.device("cpu", verbose=False)
+    threads = torch.get_num_threads()
+    print(f"device: cpu ({threads} threads, {platform.processor() or platform.machine()}); torch {torch.__version__}")
+    model, where = course_model()
+    model.to(dev).eval()
+    c = model.config
+    print(f"model: {where}: block_size={c.block_size}, d_model={c.d_model}, n_heads={c.n_heads}, "
+          f"n_layers={c.n_layers}, vocab_size={c.vocab_size} ({model.num_params() / 1e6:.2f} M parameters)")
+    n_new = c.block_size - PROMPT_LEN
+    best = compare(model, REPEATS)
     print(f"greedy decoding of one sequence, {PROMPT_LEN} -> {c.block_size} tokens ({n_new} new), best of {REPEATS}:")
     for name, t in best.items():
         print(f"  {name:24s}: {t * 1e3:8.1f} ms  {n_new / t:8,.0f} tokens/s")
-    baseline = min(v for k, v in best.items() if k.startswith("recompute"))
-    print(f"  speed-up (fastest recompute / cache): {baseline / best['key-value cache']:.2f}x   "
-          "same tokens: yes (asserted)")
+    print(f"  speed-up (fastest recompute / cache): {speedup(best):.2f}x   same tokens: yes (asserted)")
+    print("the same model shape with longer contexts (random weights), up to the full context:")
+    for block in LONGER:
+        if block <= c.block_size:
+            continue
+        cfg = GPTConfig(**{**model.config_dict(), "block_size": block})
+        b = compare(MiniGPT(cfg).eval(), repeats=2)
+        tok = block - PROMPT_LEN
+        fastest = min(v for k, v in b.items() if k.startswith("recompute"))
+        print(f"  block_size={block:4d}: cache {tok / b['key-value cache']:6,.0f} tokens/s, fastest recompute "
+              f"{tok / fastest:6,.0f} tokens/s: speed-up {speedup(b):.2f}x   same tokens: yes (asserted)")
 
 
 if __name__ == "__main__":
