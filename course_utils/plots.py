@@ -94,3 +94,40 @@ def plot_attention(weights, labels: Sequence[str], title: str = "Attention weigh
     if colorbar:
         plt.colorbar(im, ax=ax, fraction=0.046, label="attention weight")
     return im
+
+
+def plot_positional_encoding(position: int = 20, pair: int = 3, d: int = 64, T: int = 128):
+    """Three panels on the sinusoidal encodings (notebook 06); returns the figure.
+
+    Left: pair ``pair``'s sine and cosine along positions 0..T-1, ``position`` marked. Middle: the whole vector
+    PE(position), d coordinates. Right: cosine similarity of PE(position) with every position's encoding.
+    """
+    import math
+
+    from .positional import sinusoidal_encoding
+
+    if d % 2 or d < 2:
+        raise ValueError(f"d should be an even number of coordinates >= 2, got {d}")
+    if not 0 <= pair < d // 2:
+        raise ValueError(f"pair should be between 0 and d/2 - 1 = {d // 2 - 1}, got {pair}")
+    if not 0 <= position < T:
+        raise ValueError(f"position should be between 0 and T - 1 = {T - 1}, got {position}")
+    table = sinusoidal_encoding(T, d, dtype=torch.float64)
+    omega = 10000.0 ** (-2 * pair / d)
+    fig, axes = plt.subplots(1, 3, figsize=(15, 3.6))
+    axes[0].plot(table[:, 2 * pair].numpy(), label="sin (coordinate 2i)")
+    axes[0].plot(table[:, 2 * pair + 1].numpy(), label="cos (coordinate 2i+1)")
+    axes[0].axvline(position, color="k", ls="--", lw=1)
+    axes[0].set(title=f"pair i={pair}: omega = {omega:.3g} rad/position, wavelength {2 * math.pi / omega:.1f}",
+                xlabel="position", ylabel="value")
+    axes[0].legend(fontsize=8, loc="lower right")
+    axes[1].bar(np.arange(d), table[position].numpy(), color=["C0", "C1"] * (d // 2))
+    axes[1].set(title=f"PE({position}), all {d} coordinates (blue: sin, orange: cos)", xlabel="coordinate",
+                ylabel="value", ylim=(-1.1, 1.1))
+    similarity = (table @ table[position]) / (d / 2)
+    axes[2].plot(similarity.numpy())
+    axes[2].axvline(position, color="k", ls="--", lw=1)
+    axes[2].set(title=f"Similarity of PE({position}) to every position", xlabel="position",
+                ylabel="cosine similarity", ylim=(-1.05, 1.05))
+    fig.tight_layout()
+    return fig

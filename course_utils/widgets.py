@@ -117,3 +117,34 @@ def softmax_explorer(scores, labels, values=None, query: str = "the query"):
         w_.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([tau, which, score]), out])
+
+
+def positional_explorer(position: int = 20, pair: int = 3, d: int = 64, T: int = 128):
+    """Sliders for a position, a frequency pair and the size d of the sinusoidal encodings (notebook 06).
+
+    Redraws ``plots.plot_positional_encoding`` on every change. Returns the widget; display it as the last line
+    of a cell.
+    """
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    from IPython.display import display
+
+    from .plots import plot_positional_encoding
+
+    pos = widgets.IntSlider(value=position, min=0, max=T - 1, description="position")
+    which = widgets.IntSlider(value=pair, min=0, max=d // 2 - 1, description="pair i")
+    size = widgets.Dropdown(options=sorted({16, 32, 64, 128, d}), value=d, description="d")
+    out = widgets.Output()
+
+    def redraw(*_):
+        which.max = size.value // 2 - 1          # the slider clamps its value to the new range
+        with out:
+            out.clear_output(wait=True)
+            fig = plot_positional_encoding(pos.value, which.value, size.value, T)
+            display(fig)
+            plt.close(fig)
+
+    for w_ in (pos, which, size):
+        w_.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([pos, which, size]), out])

@@ -162,3 +162,25 @@ def test_rope_keeps_dtype_float32_and_gradients():
     assert y.dtype == torch.float32
     y.sum().backward()
     assert x.grad is not None and x.grad.shape == x.shape
+
+
+def test_plot_positional_encoding_and_its_explorer():
+    import matplotlib.pyplot as plt
+
+    from course_utils.plots import plot_positional_encoding
+    from course_utils.widgets import positional_explorer
+
+    fig = plot_positional_encoding(position=5, pair=2, d=16, T=40)
+    assert len(fig.axes) == 3 and all(ax.get_title() and ax.get_xlabel() and ax.get_ylabel() for ax in fig.axes)
+    with pytest.raises(ValueError, match="pair"):
+        plot_positional_encoding(pair=8, d=16)
+    with pytest.raises(ValueError, match="even"):
+        plot_positional_encoding(d=15)
+    with pytest.raises(ValueError, match="position"):
+        plot_positional_encoding(position=40, T=40)
+    box = positional_explorer(position=3, pair=10, d=64, T=32)
+    pos, pair, size = box.children[0].children
+    pos.value = 31
+    size.value = 16                      # pair 10 does not exist for d=16: the slider is clamped to 7
+    assert pair.max == 7 and pair.value == 7
+    plt.close("all")
