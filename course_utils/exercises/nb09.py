@@ -280,10 +280,10 @@ def top_p_probs(probs, p):
         solution='''
 def greedy_generate(model, idx, max_new_tokens):
     block_size = model.config.block_size
-    for _ in range(max_new_tokens):
-        logits, _ = model(idx[:, -block_size:])
-        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)   # (B, 1)
-        idx = torch.cat([idx, next_id], dim=1)
+    for step in range(max_new_tokens):
+        logits, _ = model(idx[:, -block_size:])                    # crop to what the model can see
+        next_id = logits[:, -1, :].argmax(dim=-1, keepdim=True)   # (B, 1): the last position predicts
+        idx = torch.cat((idx, next_id), dim=1)
     return idx
 ''',
         success="this is generate_no_cache with greedy=True; the key-value cache makes the same loop faster."),
