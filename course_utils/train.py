@@ -123,26 +123,43 @@ def estimate_loss(model: MiniGPT, ids: torch.Tensor, batch_size: int, batches: i
 
 
 @torch.no_grad()
-def evaluate(model: MiniGPT, ids: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 64) -> float:
-    """Cross-entropy in nats per token over (almost) all of ``ids``: consecutive windows of ``block_size``,
-    every token predicted once. Comparable with the scoreboard's baselines on the same split."""
+def evaluate(model: MiniGPT, ids: torch.Tensor, device: torch.device | str = "cpu", batch_size: int = 64,
+             stride: int | None = None) -> float:
+    """Cross-entropy in nats per token over all of ``ids`` (every token after the first predicted exactly once),
+    comparable with the scoreboard's baselines on the same split.
+
+    Windows of ``block_size`` tokens start every ``stride`` tokens (default: half a window). The first window scores
+    all its predictions; each later one scores only its last ``stride``, the ones not scored before, so every
+    prediction sees at least ``block_size - stride`` earlier tokens instead of starting from nothing at each window
+    boundary. ``stride=block_size`` gives plain consecutive windows.
+    """
     was_training = model.training
     model.eval()
-    T = model.config.block_size
-    n = (len(ids) - 1) // T
-    if n == 0:
-        T, n = len(ids) - 1, 1
-    x_all = ids[: n * T].view(n, T)
-    y_all = ids[1: n * T + 1].view(n, T)
-    total = 0.0
-    for i in range(0, n, batch_size):
-        x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
+    T = min(model.config.block_size, len(ids) - 1)
+    stride = max(1, T // 2) if stride is None else stride
+    if not 1 <= stride <= T:
+        raise ValueError(f"stride should be between 1 and block_size={T}, got {stride}")
+    n_pred = len(ids) - 1
+    starts = list(range(0, n_pred - T + 1, stride))
+    if starts[-1] + T < n_pred:
+        starts.append(n_pred - T)                       # a last window flush with the end
+    total, scored, covered = 0.0, 0, 0                  # covered: predictions 0..covered-1 are already scored
+    for i in range(0, len(starts), batch_size):
+        chunk = starts[i:i + batch_size]
+        idx = torch.tensor(chunk)[:, None] + torch.arange(T)[None, :]
+        x, y = ids[idx].to(device), ids[idx + 1].to(device)
         with runtime.autocast(device):
             logits, _ = model(x)
-        total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
-                                 reduction="sum").item()
+        nll = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.reshape(-1),
+                              reduction="none").view(len(chunk), T)
+        for row, start in enumerate(chunk):
+            first_new = max(covered - start, 0)         # skip predictions an earlier window already scored
+            total += nll[row, first_new:].sum().item()
+            scored += T - first_new
+            covered = start + T
     model.train(was_training)
-    return total / (n * T)
+    assert scored == n_pred, (scored, n_pred)
+    return total / scored
 
 
 # ---- the loop -----------------------------------------------------------------------------------------------------

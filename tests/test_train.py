@@ -84,10 +84,21 @@ def test_evaluate_covers_the_split_and_matches_cross_entropy():
     tok, tr, va = _data()
     m = _model(tok).eval()
     T = m.config.block_size
-    n = (len(va) - 1) // T
-    logits, _ = m(va[: n * T].view(n, T))
-    want = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), va[1: n * T + 1]).item()
-    assert evaluate(m, va, batch_size=3) == pytest.approx(want, rel=1e-5)
+    va = va[: 5 * T + 1]
+    # stride = block_size: consecutive windows, every prediction once
+    logits, _ = m(va[:-1].view(5, T))
+    want = torch.nn.functional.cross_entropy(logits.reshape(-1, tok.vocab_size), va[1:]).item()
+    assert evaluate(m, va, batch_size=3, stride=T) == pytest.approx(want, rel=1e-5)
+    # overlapping windows: every prediction once, each with at least T - stride tokens of context
+    nll = []
+    for t in range(len(va) - 1):
+        lo = 0 if t < T else ((t - T) // 4 + 1) * 4            # the window that scores t (stride 4)
+        lo = min(lo, len(va) - 1 - T)
+        out, _ = m(va[lo:lo + T][None])
+        nll.append(torch.nn.functional.cross_entropy(out[0, t - lo][None], va[t + 1][None]).item())
+    assert evaluate(m, va, batch_size=5, stride=4) == pytest.approx(sum(nll) / len(nll), rel=1e-5)
+    with pytest.raises(ValueError, match="stride"):
+        evaluate(m, va, stride=0)
 
 
 # ---- checkpoints ----------------------------------------------------------------------------------------------
