@@ -103,3 +103,22 @@ def test_every_notebook_exercise_set_loads_and_its_references_pass():
             assert q.evaluate(____).status == "not attempted", f"{number} {q.key}: blank not detected"
     with pytest.raises(KeyError, match="Available"):
         load("77")
+
+
+ALL_QUESTIONS = [(number, q) for number in available() for q in load(number)]
+
+
+@pytest.mark.parametrize("number,q", ALL_QUESTIONS, ids=[f"nb{n}-{q.key}" for n, q in ALL_QUESTIONS])
+def test_every_reference_solution_passes_its_check(number, q):
+    feedback = q.evaluate(q.reference())
+    assert feedback.status == "correct", feedback
+
+
+@pytest.mark.parametrize("number,q", ALL_QUESTIONS, ids=[f"nb{n}-{q.key}" for n, q in ALL_QUESTIONS])
+def test_every_blank_answer_is_not_attempted(number, q):
+    assert q.evaluate(____).status == "not attempted"
+
+    def returns_blank(*args, **kwargs):
+        return ____
+
+    assert q.evaluate(returns_blank).status == "not attempted"

@@ -2,42 +2,20 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
+from helpers import assert_incorrect
 
 from course_utils.exercises import ____, load
 
 ex = load("09")
 
 
-def _incorrect(question, answer, fragment):
-    fb = question.evaluate(answer)
-    assert fb.status == "incorrect", fb
-    assert fragment in fb.message, fb.message
-
-
-@pytest.mark.parametrize("q", list(ex), ids=lambda q: q.key)
-def test_reference_passes(q):
-    fb = q.evaluate(q.reference())
-    assert fb.status == "correct", fb
-
-
-@pytest.mark.parametrize("q", list(ex), ids=lambda q: q.key)
-def test_blank_is_not_attempted(q):
-    assert q.evaluate(____).status == "not attempted"
-
-    def returns_blank(*args):
-        return ____
-
-    assert q.evaluate(returns_blank).status == "not attempted"
-
-
 def test_q1_mistakes():
-    _incorrect(ex.q1, lambda z, t: torch.softmax(z * t, -1), "should divide the logits, not multiply them")
-    _incorrect(ex.q1, lambda z, t: z / t, "apply a softmax")
-    _incorrect(ex.q1, lambda z, t: torch.softmax(z, -1), "returned the plain softmax")
-    _incorrect(ex.q1, lambda z, t: torch.softmax(z / t, 0), "normalised along dim 0")
-    _incorrect(ex.q1, lambda z, t: torch.exp(z / t), "do not sum to 1")
+    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z * t, -1), "should divide the logits, not multiply them")
+    assert_incorrect(ex.q1, lambda z, t: z / t, "apply a softmax")
+    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z, -1), "returned the plain softmax")
+    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z / t, 0), "normalised along dim 0")
+    assert_incorrect(ex.q1, lambda z, t: torch.exp(z / t), "do not sum to 1")
 
 
 def test_q2_mistakes():
@@ -62,12 +40,12 @@ def test_q2_mistakes():
         p = torch.softmax(logits, -1)
         return torch.full_like(logits, float("-inf")).scatter(-1, idx, p.gather(-1, idx))
 
-    _incorrect(ex.q2, kth_value_compare, "ties at the k-th largest value")
-    _incorrect(ex.q2, kth_value_compare, "kept 3 tokens")
-    _incorrect(ex.q2, zeros_not_inf, "not -inf")
-    _incorrect(ex.q2, smallest, "k smallest")
-    _incorrect(ex.q2, off_by_one, "kept 4 tokens in a row; it should keep exactly 3. An off-by-one?")
-    _incorrect(ex.q2, probs, "you returned probabilities")
+    assert_incorrect(ex.q2, kth_value_compare, "ties at the k-th largest value")
+    assert_incorrect(ex.q2, kth_value_compare, "kept 3 tokens")
+    assert_incorrect(ex.q2, zeros_not_inf, "not -inf")
+    assert_incorrect(ex.q2, smallest, "k smallest")
+    assert_incorrect(ex.q2, off_by_one, "kept 4 tokens in a row; it should keep exactly 3. An off-by-one?")
+    assert_incorrect(ex.q2, probs, "you returned probabilities")
 
 
 def test_q3_mistakes():
@@ -98,11 +76,11 @@ def test_q3_mistakes():
         kept = s * ((s.cumsum(-1) - s) < p)
         return kept / kept.sum(-1, keepdim=True)
 
-    _incorrect(ex.q3, not_renormalised, "don't sum to 1 after filtering")
-    _incorrect(ex.q3, drops_crossing_token, "dropped the token that crosses p")
-    _incorrect(ex.q3, one_too_many, "*smallest* set")
-    _incorrect(ex.q3, unsorted, "vocabulary order")
-    _incorrect(ex.q3, left_sorted, "sorted order")
+    assert_incorrect(ex.q3, not_renormalised, "don't sum to 1 after filtering")
+    assert_incorrect(ex.q3, drops_crossing_token, "dropped the token that crosses p")
+    assert_incorrect(ex.q3, one_too_many, "*smallest* set")
+    assert_incorrect(ex.q3, unsorted, "vocabulary order")
+    assert_incorrect(ex.q3, left_sorted, "sorted order")
 
 
 def test_q4_mistakes():
@@ -137,10 +115,10 @@ def test_q4_mistakes():
             idx = torch.cat([idx, nxt], 1)
         return idx
 
-    _incorrect(ex.q4, first_position, "logits[:, -1]")
-    _incorrect(ex.q4, no_crop, "idx[:, -block_size:]")
-    _incorrect(ex.q4, only_new, "return the prompt followed by them")
-    _incorrect(ex.q4, sampling, "does not sample")
+    assert_incorrect(ex.q4, first_position, "logits[:, -1]")
+    assert_incorrect(ex.q4, no_crop, "idx[:, -block_size:]")
+    assert_incorrect(ex.q4, only_new, "return the prompt followed by them")
+    assert_incorrect(ex.q4, sampling, "does not sample")
 
 
 def test_q4_check_leaves_the_global_rng_alone():
