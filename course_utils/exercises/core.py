@@ -159,6 +159,24 @@ def expect_number(value: Any, expected: float, what: str = "the value", rel: flo
     return float(value)
 
 
+
+def is_close(a: torch.Tensor, b: torch.Tensor, atol: float = 1e-5, rtol: float = 1e-4) -> bool:
+    """Same shape and every entry within tolerance (compared in float64)."""
+    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=rtol))
+
+
+def diagnose(got: torch.Tensor, want: torch.Tensor, suspects: Sequence[tuple[torch.Tensor, str]], what: str,
+             atol: float = 1e-5) -> None:
+    """Pass if right; if the answer equals a known wrong answer, raise Incorrect with that mistake's message;
+    otherwise say where the largest gap is. ``suspects`` pairs each plausible wrong answer with its explanation."""
+    if is_close(got, want, atol=atol):
+        return
+    for wrong, message in suspects:
+        if is_close(got, wrong, atol=atol):
+            raise Incorrect(message)
+    expect_close(got, want, what=what, atol=atol)
+
+
 # ---- feedback -------------------------------------------------------------------------------------------------
 
 _COLOURS = {"correct": ("#1b7f3b", "#e8f5ec"), "incorrect": ("#b3261e", "#fdecea"),

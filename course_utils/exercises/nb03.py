@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, expect_close
+from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, diagnose, expect_close
 
 ATOL = 1e-5
 
@@ -14,9 +14,6 @@ ATOL = 1e-5
 def _softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.softmax(x.double(), dim=dim)
 
-
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4))
 
 
 def _tensor_of_shape(value, shape, names: str, extra: dict | None = None) -> torch.Tensor:
@@ -31,15 +28,6 @@ def _tensor_of_shape(value, shape, names: str, extra: dict | None = None) -> tor
         raise Incorrect(msg)
     return t
 
-
-def _diagnose(got: torch.Tensor, want: torch.Tensor, suspects: list[tuple[torch.Tensor, str]], what: str):
-    """Name the likely mistake if the answer matches a known wrong answer, else fall back to the largest gap."""
-    if _close(got, want):
-        return
-    for wrong, message in suspects:
-        if _close(got, wrong):
-            raise Incorrect(message)
-    expect_close(got, want, what=what, atol=ATOL)
 
 
 # ---- q1: stable softmax ----------------------------------------------------------------------------------------
@@ -60,7 +48,7 @@ def _check_stable_softmax(stable_softmax) -> None:
             raise Incorrect(f"rows do not sum to 1 (for input shape {tuple(x.shape)} the first row sums to "
                             f"{sums.flatten()[0].item():.4g}): divide each exp by the sum of its own row "
                             "(sum(dim=-1, keepdim=True)).")
-        _diagnose(got, want, [(x.double() / x.double().sum(-1, keepdim=True),
+        diagnose(got, want, [(x.double() / x.double().sum(-1, keepdim=True),
                                "you divided the scores by their sum without exponentiating: softmax is "
                                "exp(x_i) / sum_j exp(x_j).")], "the weights")
     big = torch.tensor([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 90.0], [-1000.0, -1000.0, -999.0]])
@@ -104,7 +92,7 @@ def _check_attention_weights(attention_weights) -> None:
                                            "with every key, q @ k.transpose(-2, -1)",
                                 (B, d, d): "you multiplied q^T by k; you want q @ k.transpose(-2, -1)"})
         want = _softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d))
-        _diagnose(got, want, _weight_suspects(q, k), "the attention weights")
+        diagnose(got, want, _weight_suspects(q, k), "the attention weights")
 
 
 # ---- q3: the whole operation -----------------------------------------------------------------------------------
@@ -123,7 +111,7 @@ def _check_attend(attend) -> None:
         suspects.append(((q.double() @ k.double().transpose(-2, -1) / math.sqrt(d)) @ vd,
                          "you multiplied the raw scores by v: take their softmax first, so that each output is "
                          "a weighted average of the values (weights between 0 and 1 that sum to 1)."))
-        _diagnose(got, want, suspects, "the outputs")
+        diagnose(got, want, suspects, "the outputs")
 
 
 # ---- q4: temperature -------------------------------------------------------------------------------------------
@@ -135,7 +123,7 @@ def _check_softmax_with_temperature(softmax_with_temperature) -> None:
                    (torch.randn(2, 5, generator=g) * 3, 0.25)]:
         got = _tensor_of_shape(call(softmax_with_temperature, x.clone(), tau), x.shape, "")
         want = _softmax(x.double() / tau)
-        _diagnose(got, want, [
+        diagnose(got, want, [
             (_softmax(x.double() * tau), f"you multiplied by the temperature (tau={tau}); divide the scores by it: "
                                          "a high temperature must flatten the weights, a low one sharpen them."),
             (_softmax(x.double()), f"tau={tau} changed nothing: divide the scores by tau before the softmax."),

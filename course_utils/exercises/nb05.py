@@ -7,23 +7,20 @@ import math
 
 import torch
 
-from .core import ExerciseSet, Incorrect, LearnerCodeError, Question, as_tensor, call, describe_shape, expect_close
+from .core import (
+    ExerciseSet,
+    Incorrect,
+    LearnerCodeError,
+    Question,
+    as_tensor,
+    call,
+    describe_shape,
+    diagnose,
+)
 
 ATOL = 1e-5
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4))
-
-
-def _diagnose(got: torch.Tensor, want: torch.Tensor, suspects: list[tuple[torch.Tensor, str]], what: str) -> None:
-    """Pass if right; name the mistake if the answer equals a known wrong one; else say where the largest gap is."""
-    if _close(got, want):
-        return
-    for wrong, message in suspects:
-        if _close(got, wrong):
-            raise Incorrect(message)
-    expect_close(got, want, what=what, atol=ATOL)
 
 
 def _run(fn, *args):
@@ -66,7 +63,7 @@ def _check_split_heads(split_heads) -> None:
             elif got.numel() == x.numel() and got.dim() == 3:
                 msg += ": you still have 3 dims; cut d_model into h pieces of d_head (4 dims), then transpose."
             raise Incorrect(msg)
-        _diagnose(got, want, [
+        diagnose(got, want, [
             (x.reshape(B, h, T, dh), "heads are mixed up: you used view (or reshape) straight to (B, h, T, d_head) "
                                      "without a transpose, so 'head 0' holds the first T*d_head numbers of the "
                                      "sequence, pieces of several tokens. View as (B, T, h, d_head) first, then "
@@ -93,7 +90,7 @@ def _check_merge_heads(merge_heads) -> None:
             elif tuple(got.shape) == (B, h, T * dh):
                 msg += ": transpose(1, 2) first, so the heads sit next to d_head, then flatten the last two dims."
             raise Incorrect(msg)
-        _diagnose(got, _ref_merge(x), [
+        diagnose(got, _ref_merge(x), [
             (x.reshape(B, T, d), "heads are mixed up: you reshaped (B, h, T, d_head) straight to (B, T, d_model) "
                                  "without a transpose, which cuts across tokens. .transpose(1, 2) first "
                                  "-> (B, T, h, d_head), then flatten the last two dims."),
@@ -168,7 +165,7 @@ def _check_multi_head_attention(multi_head_attention) -> None:
                 msg += ": merge the heads back (transpose(1, 2), then reshape to (B, T, d_model)) and apply w_o."
             raise Incorrect(msg)
         want = _ref_mha(x, *ws, h)
-        _diagnose(got, want, [
+        diagnose(got, want, [
             (_ref_mha(x, *ws, h, scale_by=d), f"you scaled the scores by sqrt(d_model) = sqrt({d}); each head "
                                               f"works in d_head = {d // h} dimensions, so divide by "
                                               f"sqrt(d_head) = {math.sqrt(d // h):.3g}."),

@@ -7,23 +7,12 @@ import math
 
 import torch
 
-from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, expect_close
+from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, diagnose, expect_close, is_close
 
 ATOL = 1e-5
 BASE = 10000.0
 
 
-def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
-    return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4))
-
-
-def _diagnose(got: torch.Tensor, want: torch.Tensor, suspects: list[tuple[torch.Tensor, str]], what: str) -> None:
-    if _close(got, want):
-        return
-    for wrong, message in suspects:
-        if _close(got, wrong):
-            raise Incorrect(message)
-    expect_close(got, want, what=what, atol=ATOL)
 
 
 def _omegas(d: int, per_column: bool = False) -> torch.Tensor:
@@ -63,7 +52,7 @@ def _check_sinusoidal(sinusoidal) -> None:
             elif tuple(got.shape) == (T, d // 2):
                 msg += ": each frequency gives two columns, a sine (column 2i) and a cosine (column 2i + 1)."
             raise Incorrect(msg)
-        _diagnose(got, _table(T, d), [
+        diagnose(got, _table(T, d), [
             (_table(T, d, swap=True), "sines and cosines are swapped: even columns (0, 2, 4, ...) hold the sine, "
                                       "odd columns the cosine, so row 0 is [0, 1, 0, 1, ...]."),
             (_table(T, d, halves=True), "you put all the sines first, then all the cosines. Here they are "
@@ -99,11 +88,11 @@ def _check_shift_matrix(shift_matrix) -> None:
             raise Incorrect(f"wrong shape for k={k}, d={d}: expected {describe_shape((d, d), 'd d')}, "
                             f"got {tuple(got.shape)}")
         want = _shift(k, d)
-        if _close(got, want):
+        if is_close(got, want):
             continue
         pe = _table(T + k, d)
         moved = (got.double() @ pe[:T].T).T                 # M @ PE[p] for every p, as rows
-        if k and _close(moved, _table(T, d, start=-k)):
+        if k and is_close(moved, _table(T, d, start=-k)):
             raise Incorrect(f"your matrix shifts backwards: M @ PE[p] gives PE[p - {k}], not PE[p + {k}]. Each "
                             "2 x 2 block acts on the pair (sin, cos): sin(a + b) = sin a cos b + cos a sin b and "
                             "cos(a + b) = cos a cos b - sin a sin b, so the block is [[cos, sin], [-sin, cos]] "
@@ -112,9 +101,9 @@ def _check_shift_matrix(shift_matrix) -> None:
                               got.double()):
             raise Incorrect("M should be block-diagonal: pair i (columns 2i, 2i + 1) only mixes with itself, "
                             "because the pairs turn at different frequencies.")
-        if _close(got, _shift(k, d, per_column=True)):
+        if is_close(got, _shift(k, d, per_column=True)):
             raise Incorrect("use the pair frequency omega_i = 10000^(-2i/d) for block i (you used 10000^(-(2i+1)/d)).")
-        if k and _close(got, _shift(1, d)):
+        if k and is_close(got, _shift(1, d)):
             raise Incorrect(f"you built the matrix for a shift of 1 position; the angle of block i is k * omega_i "
                             f"(here k={k}).")
         expect_close(moved, pe[k:k + T], what=f"M @ PE[p] should equal PE[p + k] (k={k}, d={d}), but the vectors",
@@ -153,9 +142,9 @@ def _check_rope(rope) -> None:
         if tuple(got.shape) != shape:
             raise Incorrect(f"wrong shape: expected {shape} (the same as x), got {tuple(got.shape)}")
         want = _rope(x)
-        if _close(got, want):
+        if is_close(got, want):
             continue
-        _diagnose(got, want, [
+        diagnose(got, want, [
             (_rope(x, halves=True), "you paired coordinate i with i + d/2 (the 'rotate half' layout). In this "
                                     "course the pairs are neighbours, (0, 1), (2, 3), ..., like the sinusoidal "
                                     "table: use x[..., 0::2] and x[..., 1::2]."),
@@ -196,7 +185,7 @@ def _check_embed(embed) -> None:
         if T < L:
             suspects.append((tok_table[tokens] + pos_table[1:T + 1], "positions start at 0: use pos_table[:T], "
                                                                      "not pos_table[1:T+1]."))
-        _diagnose(got, want, suspects, f"the embeddings (B={B}, T={T}, d={d})")
+        diagnose(got, want, suspects, f"the embeddings (B={B}, T={T}, d={d})")
 
 
 EXERCISES = ExerciseSet("06", "Positional encoding", [
