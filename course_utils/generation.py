@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 
 from .errors import ShapeError
 
@@ -227,6 +228,50 @@ def torch_threads(n: int):
         torch.set_num_threads(before)
 
 
+def decode_weights(model) -> list[tuple] | None:
+    """The plain tensors one decoding step needs, block by block, with W_Q, W_K, W_V stacked into one (3d, d)
+    matrix so that a step makes one matrix product for all three. ``None`` for a model that is not the standard
+    pre-norm MiniGPT (no residuals or no LayerNorm, as in notebook 07's experiments): then the model's own
+    forward is used. Build it once per ``generate`` call: the weights must not change while it is in use."""
+    from .model import LayerNorm
+
+    layers = []
+    for block in model.blocks:
+        if not (block.residual and isinstance(block.ln1, LayerNorm) and isinstance(block.ln2, LayerNorm)):
+            return None
+        a, f = block.attn, block.ffn
+        w_qkv = torch.cat([a.w_q.weight, a.w_k.weight, a.w_v.weight])
+        b_qkv = None if a.w_q.bias is None else torch.cat([a.w_q.bias, a.w_k.bias, a.w_v.bias])
+        layers.append((block.ln1, w_qkv, b_qkv, a.w_o.weight, a.w_o.bias, block.ln2,
+                       f.w1.weight, f.w1.bias, f.w2.weight, f.w2.bias, a.n_heads))
+    return layers
+
+
+def decode_step(model, token: torch.Tensor, cache: list[dict], layers: list[tuple]) -> torch.Tensor:
+    """One generation step through the key-value cache: token (B, 1) -> logits (B, 1, V); the cache grows by one.
+
+    The same arithmetic as ``model(token, cache=cache)`` (tested equal), written as a straight line of tensor
+    operations: for a single new token each operation touches a few hundred numbers, so the fixed cost of
+    calling a module (hooks, checks, dropout in eval mode) is most of the time. ``layers`` is
+    ``decode_weights(model)``. One query may look at every cached key, so no mask is needed.
+    """
+    B = token.shape[0]
+    past = cache[0]["k"].shape[2]
+    x = F.embedding(token, model.tok_emb.weight) + model.pos_emb.weight[past]         # (B, 1, d)
+    d = x.shape[-1]
+    for (ln1, w_qkv, b_qkv, w_o, b_o, ln2, w1, b1, w2, b2, h), c in zip(layers, cache, strict=True):
+        qkv = F.linear(F.layer_norm(x, (d,), ln1.weight, ln1.bias, ln1.eps), w_qkv, b_qkv)   # (B, 1, 3d)
+        q, k, v = qkv.view(B, 3, h, 1, d // h).unbind(1)                                   # each (B, h, 1, d_h)
+        c["k"] = k = torch.cat([c["k"], k], dim=2)
+        c["v"] = v = torch.cat([c["v"], v], dim=2)
+        att = F.scaled_dot_product_attention(q, k, v)                                     # (B, h, 1, d_h)
+        x = x + F.linear(att.reshape(B, 1, d), w_o, b_o)
+        x = x + F.linear(F.gelu(F.linear(F.layer_norm(x, (d,), ln2.weight, ln2.bias, ln2.eps), w1, b1)), w2, b2)
+    ln_f = model.ln_f
+    x = F.layer_norm(x, (d,), ln_f.weight, ln_f.bias, ln_f.eps)
+    return x @ model.tok_emb.weight.T                                                     # (B, 1, V)
+
+
 def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, greedy, use_cache, generator,
             times: list[float] | None = None):
     """The decoding loop of ``generate`` (see there). If ``times`` is a list, each step's seconds go into it.
@@ -236,6 +281,7 @@ def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, g
     many times more). Steps that run a whole window keep the thread count the call started with.
     """
     cache: list[dict] | None = None
+    layers = decode_weights(model) if use_cache else None
     threads = torch.get_num_threads()
     try:
         for _ in range(max_new_tokens):
@@ -249,7 +295,10 @@ def _decode(model, idx, max_new_tokens, block_size, temperature, top_k, top_p, g
                 else:                                   # later steps: only the newest token
                     if idx.device.type == "cpu" and torch.get_num_threads() != 1:
                         torch.set_num_threads(1)
-                    logits, _ = model(idx[:, -1:], cache=cache)
+                    if layers is None:
+                        logits, _ = model(idx[:, -1:], cache=cache)
+                    else:
+                        logits = decode_step(model, idx[:, -1:], cache, layers)
             else:                                       # no cache, or the window no longer fits: recompute
                 cache = None
                 if torch.get_num_threads() != threads:

@@ -8,6 +8,7 @@ import itertools
 import pytest
 import torch
 
+from course_utils import generation
 from course_utils.errors import ShapeError
 from course_utils.generation import (
     CacheTiming,
@@ -380,3 +381,33 @@ def test_threads_are_restored(model):
     with pytest.raises(ValueError, match="threads"):
         with torch_threads(0):
             pass
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_decode_step_equals_the_models_cached_forward(fast):
+    """The straight-line decoding step computes the same logits and cache as the model's own forward."""
+    torch.manual_seed(0)
+    model = MiniGPT(GPTConfig(vocab_size=40, block_size=24, d_model=32, n_heads=4, n_layers=2, fast=fast)).eval()
+    idx = torch.randint(0, 40, (2, 16))
+    with torch.no_grad():
+        full, _ = model(idx)
+        lean = [{} for _ in model.blocks]
+        reference = [{} for _ in model.blocks]
+        model(idx[:, :10], cache=lean)
+        model(idx[:, :10], cache=reference)
+        layers = generation.decode_weights(model)
+        for t in range(10, 16):
+            got = generation.decode_step(model, idx[:, t:t + 1], lean, layers)
+            want, _ = model(idx[:, t:t + 1], cache=reference)
+            assert got.shape == (2, 1, 40)
+            assert (got - want).abs().max() < 1e-5
+            assert (got - full[:, t:t + 1]).abs().max() < 1e-5
+    for a, b in zip(lean, reference, strict=True):
+        assert torch.allclose(a["k"], b["k"], atol=1e-6) and torch.allclose(a["v"], b["v"], atol=1e-6)
+
+
+def test_decode_weights_declines_non_standard_blocks():
+    model = MiniGPT(GPTConfig(vocab_size=10, block_size=8, d_model=16, n_heads=2, n_layers=1))
+    assert generation.decode_weights(model) is not None
+    model.blocks[0].residual = False
+    assert generation.decode_weights(model) is None
