@@ -25,7 +25,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course_utils import runtime  # noqa: E402
-from course_utils.attention import MultiHeadAttention, attention  # noqa: E402
+from course_utils.attention import MultiHeadAttention, attention, head_loop  # noqa: E402
 
 B, T, D_MODEL = 8, 128, 128
 HEADS = (1, 2, 4, 8)
@@ -54,17 +54,6 @@ def paired_times(fn_a, fn_b, warmup: int = WARMUP, repeats: int = REPEATS) -> tu
     return statistics.median(a), statistics.median(b)
 
 
-def loop_over_heads(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
-    """One head at a time: head i uses rows i*d_head..(i+1)*d_head of each projection."""
-    dh, outs = mha.d_head, []
-    for i in range(mha.n_heads):
-        rows = slice(i * dh, (i + 1) * dh)
-        q = x @ mha.w_q.weight[rows].T + mha.w_q.bias[rows]
-        k = x @ mha.w_k.weight[rows].T + mha.w_k.bias[rows]
-        v = x @ mha.w_v.weight[rows].T + mha.w_v.bias[rows]
-        outs.append(attention(q, k, v)[0])
-    return mha.w_o(torch.cat(outs, dim=-1))
-
 
 def batched(mha: MultiHeadAttention, x: torch.Tensor) -> torch.Tensor:
     """All heads at once: (B, T, d) -> (B, h, T, d_head), one batched attention, merge, W_O."""
@@ -78,8 +67,8 @@ def table(dev: torch.device, x: torch.Tensor) -> None:
     with torch.inference_mode():
         for h in HEADS:
             mha = MultiHeadAttention(D_MODEL, h).to(dev).eval()
-            diff = (loop_over_heads(mha, x) - batched(mha, x)).abs().max().item()
-            t_loop, t_batch = paired_times(lambda mha=mha: loop_over_heads(mha, x),
+            diff = (head_loop(mha, x) - batched(mha, x)).abs().max().item()
+            t_loop, t_batch = paired_times(lambda mha=mha: head_loop(mha, x),
                                            lambda mha=mha: batched(mha, x))
             mib = B * h * T * T * 4 / 2**20      # the (B, h, T, T) weights the batched version holds at once
             print(f"{h:3d} {D_MODEL // h:7d} {t_loop * 1e3:9.3f} {t_batch * 1e3:11.3f} {t_loop / t_batch:13.2f} "

@@ -151,3 +151,19 @@ class MultiHeadAttention(nn.Module):
             if self.keep_weights:
                 self.last_weights = weights.detach()
         return self.w_o(self.merge_heads(out))
+
+
+def head_loop(mha: MultiHeadAttention, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``mha(x, mask=mask)`` computed one head at a time: x (B, T, d_model) -> (B, T, d_model).
+
+    Head i uses rows i*d_head..(i+1)*d_head of W_Q, W_K, W_V; the head outputs are concatenated, then W_O.
+    The same numbers as the batched forward (tested); notebook 05 and ``make bench`` compare their speed.
+    """
+    check_shape(x, ("B", "T", mha.d_model), "x (batch, time, d_model)")
+    dh, outs = mha.d_head, []
+    for i in range(mha.n_heads):
+        rows = slice(i * dh, (i + 1) * dh)
+        q, k, v = (F.linear(x, w.weight[rows], None if w.bias is None else w.bias[rows])
+                   for w in (mha.w_q, mha.w_k, mha.w_v))
+        outs.append(attention(q, k, v, mask)[0])
+    return mha.w_o(torch.cat(outs, dim=-1))

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 
-from course_utils.attention import MultiHeadAttention, attention, causal_mask
+from course_utils.attention import MultiHeadAttention, causal_mask, head_loop
 
 
 def _copy_into_torch(mine: MultiHeadAttention) -> nn.MultiheadAttention:
@@ -50,25 +50,13 @@ def test_parameter_count_is_4d2_plus_4d(d_model, n_heads):
     assert sum(p.numel() for p in MultiHeadAttention(d_model, n_heads, bias=False).parameters()) == 4 * d_model**2
 
 
-def _loop_over_heads(mha: MultiHeadAttention, x: torch.Tensor, mask=None) -> torch.Tensor:
-    """Each head on its own, with its own d_head rows of W_Q, W_K, W_V; outputs concatenated, then W_O."""
-    dh, outs = mha.d_head, []
-    for i in range(mha.n_heads):
-        rows = slice(i * dh, (i + 1) * dh)
-        q = x @ mha.w_q.weight[rows].T + mha.w_q.bias[rows]
-        k = x @ mha.w_k.weight[rows].T + mha.w_k.bias[rows]
-        v = x @ mha.w_v.weight[rows].T + mha.w_v.bias[rows]
-        outs.append(attention(q, k, v, mask)[0])
-    return mha.w_o(torch.cat(outs, dim=-1))
-
-
 @pytest.mark.parametrize("causal", [False, True])
 def test_loop_over_heads_equals_batched(causal):
     torch.manual_seed(0)
     mha = MultiHeadAttention(64, 4).eval()
     x = torch.randn(2, 9, 64)
     with torch.no_grad():
-        looped = _loop_over_heads(mha, x, causal_mask(9) if causal else None)
+        looped = head_loop(mha, x, causal_mask(9) if causal else None)
         batched = mha(x, causal=causal)
     assert (looped - batched).abs().max().item() < 1e-5
 
@@ -92,3 +80,10 @@ def test_each_head_scales_by_sqrt_d_head():
         q, k = mha.split_heads(mha.w_q(x)), mha.split_heads(mha.w_k(x))
     want = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(8), dim=-1)
     assert torch.allclose(mha.last_weights, want, atol=1e-6)
+
+
+def test_head_loop_names_the_expected_shape():
+    from course_utils.errors import ShapeError
+
+    with pytest.raises(ShapeError, match=r"\(B, T, 64\)"):
+        head_loop(MultiHeadAttention(64, 4), torch.randn(2, 9, 32))
