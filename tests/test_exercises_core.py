@@ -122,3 +122,12 @@ def test_every_blank_answer_is_not_attempted(number, q):
         return ____
 
     assert q.evaluate(returns_blank).status == "not attempted"
+
+
+def test_expect_shape_explains_a_known_wrong_shape():
+    known = {(2, 3, 8): "that is the shape of q; return the weights"}
+    with pytest.raises(Incorrect, match=r"got \(2, 3, 8\) - that is the shape of q; return the weights$"):
+        expect_shape(torch.zeros(2, 3, 8), (2, 3, 3), "B T T", known=known)
+    with pytest.raises(Incorrect, match=r"got \(2, 3, 4\)$"):          # an unknown wrong shape: no explanation
+        expect_shape(torch.zeros(2, 3, 4), (2, 3, 3), "B T T", known=known)
+    assert expect_shape(torch.zeros(2, 3, 3), (2, 3, 3), known=known).shape == (2, 3, 3)

@@ -112,12 +112,18 @@ def describe_shape(shape: Sequence[int], names: str | None) -> str:
     return "(" + ", ".join(f"{n}={s}" for n, s in zip(names.split(), shape, strict=False)) + ")"
 
 
-def expect_shape(value: Any, shape: Sequence[int], names: str | None = None, name: str = "your answer"):
-    """Incorrect unless the value's shape equals ``shape``; ``names`` like 'B T T' make the message readable."""
+def expect_shape(value: Any, shape: Sequence[int], names: str | None = None, name: str = "your answer",
+                 known: dict[tuple[int, ...], str] | None = None):
+    """Incorrect unless the value's shape equals ``shape``; ``names`` like 'B T T' make the message readable.
+
+    ``known`` maps wrong shapes that a likely mistake produces to an explanation added to the message, e.g.
+    ``{(B, T, T): "that is the shape of the weights; return weights @ v"}``.
+    """
     t = as_tensor(value, name)
     if tuple(t.shape) != tuple(shape):
-        got = describe_shape(t.shape, None)
-        raise Incorrect(f"wrong shape: expected {describe_shape(shape, names)}, got {got}")
+        message = f"wrong shape: expected {describe_shape(shape, names)}, got {describe_shape(t.shape, None)}"
+        why = (known or {}).get(tuple(t.shape))
+        raise Incorrect(f"{message} - {why}" if why else message)
     return t
 
 

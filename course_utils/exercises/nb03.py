@@ -6,7 +6,16 @@ import math
 
 import torch
 
-from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, diagnose, expect_close
+from .core import (
+    ExerciseSet,
+    Incorrect,
+    Question,
+    as_tensor,
+    call,
+    diagnose,
+    expect_close,
+    expect_shape,
+)
 
 ATOL = 1e-5
 
@@ -15,18 +24,6 @@ def _softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
     return torch.softmax(x.double(), dim=dim)
 
 
-
-def _tensor_of_shape(value, shape, names: str, extra: dict | None = None) -> torch.Tensor:
-    """The answer as a tensor of the expected shape; a wrong shape gets a message naming both shapes."""
-    t = as_tensor(value)
-    if tuple(t.shape) != tuple(shape):
-        msg = f"wrong shape: expected {describe_shape(shape, names)}, got {tuple(t.shape)}"
-        for bad_shape, why in (extra or {}).items():
-            if tuple(t.shape) == tuple(bad_shape):
-                msg += f" - {why}"
-                break
-        raise Incorrect(msg)
-    return t
 
 
 
@@ -37,7 +34,7 @@ def _check_stable_softmax(stable_softmax) -> None:
     cases = [torch.tensor([[1.2, 3.5, 0.8, 0.1, 2.4]]), torch.randn(4, 6, generator=g) * 3,
              torch.randn(2, 3, 5, generator=g), torch.randn(7, generator=g)]
     for x in cases:
-        got = _tensor_of_shape(call(stable_softmax, x.clone()), x.shape, "")
+        got = expect_shape(call(stable_softmax, x.clone()), x.shape, "")
         want = _softmax(x)
         sums = got.double().sum(-1)
         if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
@@ -87,10 +84,10 @@ def _weight_suspects(q: torch.Tensor, k: torch.Tensor) -> list[tuple[torch.Tenso
 def _check_attention_weights(attention_weights) -> None:
     for q, k in _weight_cases():
         B, T, d = q.shape
-        got = _tensor_of_shape(call(attention_weights, q.clone(), k.clone()), (B, T, T), "B T T",
-                               {(B, T, d): "that is the shape of q (B, T, d): the weights compare every query "
-                                           "with every key, q @ k.transpose(-2, -1)",
-                                (B, d, d): "you multiplied q^T by k; you want q @ k.transpose(-2, -1)"})
+        got = expect_shape(call(attention_weights, q.clone(), k.clone()), (B, T, T), "B T T",
+                           known={(B, T, d): "that is the shape of q (B, T, d): the weights compare every query "
+                                             "with every key, q @ k.transpose(-2, -1)",
+                                  (B, d, d): "you multiplied q^T by k; you want q @ k.transpose(-2, -1)"})
         want = _softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d))
         diagnose(got, want, _weight_suspects(q, k), "the attention weights")
 
@@ -102,9 +99,9 @@ def _check_attend(attend) -> None:
     for B, T, d, d_v in [(2, 5, 16, 8), (1, 4, 64, 3), (3, 7, 9, 9)]:
         q, k, v = (torch.randn(B, T, d, generator=g), torch.randn(B, T, d, generator=g),
                    torch.randn(B, T, d_v, generator=g))
-        got = _tensor_of_shape(call(attend, q.clone(), k.clone(), v.clone()), (B, T, d_v), "B T d_v",
-                               {(B, T, T): "that is the shape of the weights (B, T, T): return weights @ v, the "
-                                           "weighted average of the value vectors"})
+        got = expect_shape(call(attend, q.clone(), k.clone(), v.clone()), (B, T, d_v), "B T d_v",
+                           known={(B, T, T): "that is the shape of the weights (B, T, T): return weights @ v, the "
+                                             "weighted average of the value vectors"})
         vd = v.double()
         want = _softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d)) @ vd
         suspects = [(w @ vd, msg) for w, msg in _weight_suspects(q, k)[:3]]
@@ -121,7 +118,7 @@ def _check_softmax_with_temperature(softmax_with_temperature) -> None:
     g = torch.Generator().manual_seed(5)
     for x, tau in [(scores, 1.0), (scores, 2.0), (scores, 0.5), (torch.randn(3, 6, generator=g), 4.0),
                    (torch.randn(2, 5, generator=g) * 3, 0.25)]:
-        got = _tensor_of_shape(call(softmax_with_temperature, x.clone(), tau), x.shape, "")
+        got = expect_shape(call(softmax_with_temperature, x.clone(), tau), x.shape, "")
         want = _softmax(x.double() / tau)
         diagnose(got, want, [
             (_softmax(x.double() * tau), f"you multiplied by the temperature (tau={tau}); divide the scores by it: "

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .core import ExerciseSet, Incorrect, Question, as_tensor, call, describe_shape, expect_close
+from .core import ExerciseSet, Incorrect, Question, as_tensor, call, expect_close, expect_shape
 
 ATOL = 1e-5
 NEG_INF = float("-inf")
@@ -16,17 +16,6 @@ def _close(a: torch.Tensor, b: torch.Tensor, atol: float = ATOL) -> bool:
     return a.shape == b.shape and bool(torch.allclose(a.double(), b.double(), atol=atol, rtol=1e-4,
                                                       equal_nan=True))
 
-
-def _shaped(value, shape, names: str, extra: dict | None = None) -> torch.Tensor:
-    t = as_tensor(value)
-    if tuple(t.shape) != tuple(shape):
-        msg = f"wrong shape: expected {describe_shape(shape, names)}, got {tuple(t.shape)}"
-        for bad, why in (extra or {}).items():
-            if tuple(t.shape) == tuple(bad):
-                msg += f" - {why}"
-                break
-        raise Incorrect(msg)
-    return t
 
 
 def _future(T: int) -> torch.Tensor:
@@ -47,7 +36,7 @@ def _check_mask_future(mask_future) -> None:
     g = torch.Generator().manual_seed(1)
     for B, T in [(2, 5), (1, 1), (3, 7)]:
         scores = torch.randn(B, T, T, generator=g)
-        got = _shaped(call(mask_future, scores.clone()), (B, T, T), "B T T")
+        got = expect_shape(call(mask_future, scores.clone()), (B, T, T), "B T T")
         future = _future(T).expand(B, T, T)
         if T > 1 and not torch.isinf(got[future]).any() and torch.isinf(got).any():
             if torch.isinf(got[:, 1:, 0]).all():
@@ -75,8 +64,8 @@ def _check_causal_attention(causal_attention) -> None:
     for B, T, d, d_v in [(2, 6, 16, 8), (1, 4, 64, 4), (3, 5, 8, 8)]:
         q, k, v = (torch.randn(B, T, d, generator=g), torch.randn(B, T, d, generator=g),
                    torch.randn(B, T, d_v, generator=g))
-        got = _shaped(call(causal_attention, q.clone(), k.clone(), v.clone()), (B, T, d_v), "B T d_v",
-                      {(B, T, T): "that is the shape of the weights (B, T, T); return weights @ v"})
+        got = expect_shape(call(causal_attention, q.clone(), k.clone(), v.clone()), (B, T, d_v), "B T d_v",
+                           known={(B, T, T): "that is the shape of the weights (B, T, T); return weights @ v"})
         if torch.isnan(got).any():
             raise Incorrect("your output contains NaN: every row keeps at least its own position (the diagonal), "
                             "so no row should be fully masked. Mask only j > i.")
@@ -121,9 +110,9 @@ def _check_causal_padding_mask(causal_padding_mask) -> None:
     for lengths, T in [([5, 3, 1], 5), ([4, 4], 4), ([2, 6, 3, 1], 6)]:
         lengths = torch.tensor(lengths)
         B = len(lengths)
-        got = _shaped(call(causal_padding_mask, lengths.clone(), T), (B, T, T), "B T T",
-                      {(B, T): "that is the padding mask alone (B, T); broadcast it over the query dim and "
-                               "combine it with the causal mask: keys[:, None, :] & causal"})
+        got = expect_shape(call(causal_padding_mask, lengths.clone(), T), (B, T, T), "B T T",
+                           known={(B, T): "that is the padding mask alone (B, T); broadcast it over the query dim and "
+                                          "combine it with the causal mask: keys[:, None, :] & causal"})
         if got.dtype != torch.bool:
             raise Incorrect(f"the mask should be boolean (True = may attend), got dtype {got.dtype}; "
                             "compare with < or combine with & to get booleans")
@@ -163,7 +152,7 @@ def _check_safe_attention(safe_attention) -> None:
         mask[:, 0] = False                                  # row 0: nothing to attend to
         mask[-1, -1] = False
         mask[0, 1] = True
-        got = _shaped(call(safe_attention, q.clone(), k.clone(), v.clone(), mask.clone()), (B, T, d), "B T d")
+        got = expect_shape(call(safe_attention, q.clone(), k.clone(), v.clone(), mask.clone()), (B, T, d), "B T d")
         if torch.isnan(got).any():
             b, i = [int(t) for t in torch.nonzero(torch.isnan(got).any(-1))[0]]
             raise Incorrect(f"NaN in sequence {b}, position {i}: that row is fully masked, so its softmax is "
