@@ -148,3 +148,72 @@ def positional_explorer(position: int = 20, pair: int = 3, d: int = 64, T: int =
         w_.observe(redraw, names="value")
     redraw()
     return widgets.VBox([widgets.HBox([pos, which, size]), out])
+
+
+def sizing_calculator(presets: dict | None = None, start: str = "Llama-3-8B"):
+    """A calculator for the big numbers of a transformer (notebook 11): pick a published config (or the course's
+    MiniGPT) from the dropdown, then move the sliders for d_model, layers, heads, key/value heads, vocabulary and
+    context, and the precision. Shows ``sizing.summary``: parameters, inference and training memory, FLOPs per
+    token, the KV cache and which GPU memory sizes hold it. Returns the widget; display it as the last line of
+    a cell. A config the sliders cannot make (heads not dividing d_model, ...) shows the error in words.
+    """
+    import ipywidgets as widgets
+
+    from . import sizing
+
+    presets = dict(sizing.PUBLISHED if presets is None else presets)
+    if start not in presets:
+        start = next(iter(presets))
+    c0 = presets[start]
+    choose = widgets.Dropdown(options=list(presets), value=start, description="preset")
+    d_model = widgets.IntSlider(value=c0.d_model, min=64, max=16384, step=64, description="d_model")
+    layers = widgets.IntSlider(value=c0.n_layers, min=1, max=128, description="layers")
+    heads = widgets.IntSlider(value=c0.n_heads, min=1, max=128, description="heads")
+    kv = widgets.IntSlider(value=c0.kv_heads, min=1, max=128, description="kv heads")
+    vocab = widgets.IntSlider(value=c0.vocab_size, min=2, max=262_144, description="vocabulary")
+    context = widgets.IntSlider(value=c0.n_ctx, min=64, max=131_072, step=64, description="context")
+    precision = widgets.Dropdown(options=list(sizing.BYTES_PER_PARAM), value="bf16", description="precision")
+    out = widgets.Output()
+    busy = {"loading": False}
+
+    def load(*_):
+        c = presets[choose.value]
+        busy["loading"] = True
+        try:
+            for w, v in ((d_model, c.d_model), (layers, c.n_layers), (heads, c.n_heads), (kv, c.kv_heads),
+                         (vocab, c.vocab_size), (context, c.n_ctx)):
+                w.value = v
+        finally:
+            busy["loading"] = False
+        redraw()
+
+    def redraw(*_):
+        if busy["loading"]:
+            return
+        base = presets[choose.value]
+        with out:
+            out.clear_output(wait=True)
+            try:
+                d_ff = None if base.d_ff is None else max(1, round(base.d_ff * d_model.value / base.d_model))
+                cfg = base.with_(d_model=d_model.value, n_layers=layers.value, n_heads=heads.value,
+                                 n_kv_heads=kv.value, vocab_size=vocab.value, n_ctx=context.value,
+                                 d_ff=d_ff, name=f"{base.name} (as set)" if base.d_model != d_model.value or
+                                 base.n_layers != layers.value else base.name)
+            except sizing.ConfigError as err:
+                print(f"not a valid config: {err}")
+                return
+            print(sizing.summary(cfg, T=context.value, precision=precision.value))
+
+    def follow(change):   # plain multi-head attention (kv heads = heads) stays so when the heads change
+        if kv.value == change["old"] and not busy["loading"]:
+            busy["loading"] = True
+            kv.value = change["new"]
+            busy["loading"] = False
+
+    choose.observe(load, names="value")
+    heads.observe(follow, names="value")
+    for w in (d_model, layers, heads, kv, vocab, context, precision):
+        w.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([choose, widgets.HBox([d_model, layers, heads]), widgets.HBox([kv, vocab, context]),
+                         precision, out])
