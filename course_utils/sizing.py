@@ -301,7 +301,9 @@ def summary(cfg: ModelConfig, T: int | None = None, precision: str = "bf16", bat
 
     def fits(b):
         names = fitting_gpus(b)
-        return ", ".join(g.split(" (")[0] for g in names) if names else f"none (needs {math.ceil(b / (80 * GiB))} x 80 GiB)"
+        if not names:
+            return f"none (needs {math.ceil(b / (80 * GiB))} x 80 GiB)"
+        return ", ".join(g.split(" (")[0] for g in names)
 
     kv_note = f"{cfg.kv_heads} kv heads of {cfg.n_heads}" if cfg.kv_heads != cfg.n_heads else "no GQA"
     return "\n".join([
