@@ -7,9 +7,22 @@ import torch
 import torch.nn as nn
 
 from course_utils.errors import ShapeError
-from course_utils.lora import (ATTENTION, FFN, LoRALinear, adam_training_bytes, add_lora, energy_in_top,
-                               lora_layers, lora_param_count, low_rank_approx, merge_lora, optimizer_state_bytes,
-                               singular_values, trainable_counts, weights_checksum)
+from course_utils.lora import (
+    ATTENTION,
+    FFN,
+    LoRALinear,
+    adam_training_bytes,
+    add_lora,
+    energy_in_top,
+    lora_layers,
+    lora_param_count,
+    low_rank_approx,
+    merge_lora,
+    optimizer_state_bytes,
+    singular_values,
+    trainable_counts,
+    weights_checksum,
+)
 from course_utils.model import GPTConfig, MiniGPT
 
 
