@@ -18,6 +18,7 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
     sizing       parameters, memory, FLOPs and KV cache from a config; published configs     (11)
     quantize     symmetric int8 / group-wise int4 weight quantization by hand               (11)
+    lora         LoRA by hand: adapters, merging, trainable counts, Adam memory accounting     (14)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
