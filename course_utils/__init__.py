@@ -16,6 +16,8 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     train        the training loop, presets, and `python -m course_utils.train`                (08)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
+    bpe          byte-pair encoding: training (incremental pair counts), encode, decode        (10)
+    real_tokenizers  GPT-2's and GPT-4's rank files for tiktoken, placed at set-up, offline    (10)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

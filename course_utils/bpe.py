@@ -413,3 +413,30 @@ def _learn_incremental(words: list[list[int]], freqs: list[int], vocab: dict[int
                     counts.pop(q, None)
         counts.pop(pair, None)
     return merges
+
+
+# ---- showing tokens ---------------------------------------------------------------------------------------------
+
+TOKEN_COLOURS = ("#cfe8ff", "#ffe0b3", "#d5f5d0", "#f9d0e0", "#e6dcff", "#fff3a8")
+
+
+def token_pieces(tok, text: str) -> list[tuple[int, bytes]]:
+    """(id, bytes) for every token of ``text``; ``tok`` is a :class:`BPETokenizer` or a ``tiktoken.Encoding``."""
+    if isinstance(tok, BPETokenizer):
+        return [(i, tok.vocab[i]) for i in tok.encode(text)]
+    return [(i, tok.decode_single_token_bytes(i)) for i in tok.encode(text, allowed_special="all")]
+
+
+def tokens_html(pieces: Sequence[tuple[int, bytes]], name: str = "") -> str:
+    """Coloured boxes, one per token, each with its id underneath (hover shows the bytes). A token that is only
+    part of a character shows U+FFFD; spaces show as a middle dot and newlines as an arrow."""
+    import html
+
+    boxes = []
+    for k, (i, b) in enumerate(pieces):
+        shown = b.decode("utf-8", errors="replace").replace(" ", "\u00b7").replace("\n", "\u21b5")
+        boxes.append(f'<span title="{html.escape(repr(b))}" style="display:inline-block;margin:1px;padding:0 2px;'
+                     f'background:{TOKEN_COLOURS[k % len(TOKEN_COLOURS)]};border-radius:3px;text-align:center;'
+                     f'font-family:monospace">{html.escape(shown)}<br><small style="color:#555">{i}</small></span>')
+    head = f"<b>{html.escape(name)}</b>: {len(pieces)} tokens<br>" if name else ""
+    return f"<div style='margin:4px 0'>{head}{''.join(boxes)}</div>"
