@@ -81,13 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"tokenizers (Rust, threads: {threads}): {hf_vocab:,} tokens in {t_hf:6.1f} s = "
           f"{(hf_vocab - 257) / t_hf:8,.0f} merges/s")
     print(f"  -> course incremental / tokenizers: {t_hf / t_full:5.2f}x the speed (below 1: tokenizers is faster)")
-    byte_of = {c: b for b, c in zip(range(256), _bytes_to_unicode())}
+    byte_of = {c: b for b, c in zip(range(256), _bytes_to_unicode(), strict=False)}
     hf_merges = [bytes(byte_of[c] for c in a) + bytes(byte_of[c] for c in b_)
                  for a, b_ in (m.split(" ") if isinstance(m, str) else m
                                for m in _hf_merges(hf))]
     ours = [full.vocab[new] for _, new in full.merge_list()]
-    agree = sum(x == y for x, y in zip(ours, hf_merges))
-    first_diff = next((i for i, (x, y) in enumerate(zip(ours, hf_merges)) if x != y), None)
+    agree = sum(x == y for x, y in zip(ours, hf_merges, strict=False))
+    first_diff = next((i for i, (x, y) in enumerate(zip(ours, hf_merges, strict=False)) if x != y), None)
     where = "" if first_diff is None else (f"; the first difference is merge {first_diff + 1}: course "
                                            f"{ours[first_diff]!r}, tokenizers {hf_merges[first_diff]!r}")
     print(f"  merges identical, position by position: {agree:,} of {len(ours):,}{where}")

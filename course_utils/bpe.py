@@ -57,7 +57,7 @@ def pair_counts(ids: Sequence[int], counts: dict[Pair, int] | None = None, weigh
     Adds ``weight`` per occurrence into ``counts`` (a new dict if None) and returns it.
     """
     counts = {} if counts is None else counts
-    for pair in zip(ids, ids[1:]):
+    for pair in zip(ids, ids[1:], strict=False):
         counts[pair] = counts.get(pair, 0) + weight
     return counts
 
@@ -162,7 +162,7 @@ class BPETokenizer:
         merges = self.merges
         while len(ids) >= 2:
             best, rank = None, None
-            for pair in zip(ids, ids[1:]):
+            for pair in zip(ids, ids[1:], strict=False):
                 r = merges.get(pair)
                 if r is not None and (rank is None or r < rank):
                     best, rank = pair, r
@@ -336,7 +336,7 @@ def _learn_naive(words: list[list[int]], freqs: list[int], vocab: dict[int, byte
     merges: dict[Pair, int] = {}
     for k in range(n_merges):
         counts: dict[Pair, int] = {}
-        for w, f in zip(words, freqs):
+        for w, f in zip(words, freqs, strict=False):
             pair_counts(w, counts, f)
         if not counts:
             break
@@ -351,8 +351,8 @@ def _learn_naive(words: list[list[int]], freqs: list[int], vocab: dict[int, byte
 def _learn_incremental(words: list[list[int]], freqs: list[int], vocab: dict[int, bytes], n_merges: int) -> dict:
     counts: dict[Pair, int] = {}
     where: dict[Pair, set[int]] = {}              # pair -> words that contain it (or did: checked on use)
-    for wi, (w, f) in enumerate(zip(words, freqs)):
-        for pair in zip(w, w[1:]):
+    for wi, (w, f) in enumerate(zip(words, freqs, strict=False)):
+        for pair in zip(w, w[1:], strict=False):
             counts[pair] = counts.get(pair, 0) + f
             where.setdefault(pair, set()).add(wi)
     heap = [(-c, p) for p, c in counts.items()]   # max-heap on the count; stale entries are skipped on pop
@@ -395,11 +395,11 @@ def _learn_incremental(words: list[list[int]], freqs: list[int], vocab: dict[int
             if not found:
                 continue
             f = freqs[wi]
-            for q in zip(w, w[1:]):
+            for q in zip(w, w[1:], strict=False):
                 changed[q] = changed.get(q, 0) - f
             w = merge(w, pair, new)
             words[wi] = w
-            for q in zip(w, w[1:]):
+            for q in zip(w, w[1:], strict=False):
                 changed[q] = changed.get(q, 0) + f
                 if new in q:
                     where.setdefault(q, set()).add(wi)

@@ -101,7 +101,7 @@ def test_encode_applies_merges_in_rank_order(wiki_tok):
     w = " understanding"
     ids = [wiki_tok.byte_ids[b] for b in w.encode()]
     while True:                                          # apply merges one at a time, lowest new id first
-        ranks = [(wiki_tok.merges[p], p) for p in zip(ids, ids[1:]) if p in wiki_tok.merges]
+        ranks = [(wiki_tok.merges[p], p) for p in zip(ids, ids[1:], strict=False) if p in wiki_tok.merges]
         if not ranks:
             break
         r, p = min(ranks)

@@ -57,7 +57,7 @@ def test_q1_mistakes():
 def test_q2_mistakes():
     def counts(ids):
         c = {}
-        for p in zip(ids, ids[1:]):
+        for p in zip(ids, ids[1:], strict=False):
             c[p] = c.get(p, 0) + 1
         return c
 

@@ -29,7 +29,7 @@ def test_cache_file_is_where_tiktoken_looks():
         path = real_tokenizers.rank_file_path(name)
         assert path.parent == real_tokenizers.tiktoken_cache_dir()
         assert path.name == hashlib.sha1(spec.url.encode()).hexdigest()
-    import tiktoken_ext.openai_public as op    # tiktoken's own constructors name the same URLs and hashes
+    import tiktoken_ext.openai_public as op  # tiktoken's own constructors name the same URLs and hashes
     src = open(op.__file__).read()
     for spec in real_tokenizers.RANK_FILES.values():
         assert spec.url in src and spec.sha256 in src

@@ -69,7 +69,7 @@ def ids_index(ids, pair) -> int:
 
 def _ref_pick(ids, vocab):
     counts = {}
-    for p in zip(ids, ids[1:]):
+    for p in zip(ids, ids[1:], strict=False):
         counts[p] = counts.get(p, 0) + 1
     return max(counts, key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]]))
 
@@ -97,7 +97,7 @@ def _check_pick(pick_pair) -> None:
         if got == want:
             continue
         counts = {}
-        for p in zip(ids, ids[1:]):
+        for p in zip(ids, ids[1:], strict=False):
             counts[p] = counts.get(p, 0) + 1
         if got not in counts:
             raise Incorrect(f"{got} is not a pair of adjacent ids in {ids}.")
