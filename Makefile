@@ -31,6 +31,7 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 	@touch $(STAMP)
 
 setup: $(STAMP)
+	@$(BIN)/python -m course_utils.real_tokenizers fetch || true  # GPT-2/GPT-4 rank files for notebook 10 (no-op when present)
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)

@@ -19,6 +19,8 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     sizing       parameters, memory, FLOPs and KV cache from a config; published configs     (11)
     quantize     symmetric int8 / group-wise int4 weight quantization by hand               (11)
     lora         LoRA by hand: adapters, merging, trainable counts, Adam memory accounting     (14)
+    bpe          byte-pair encoding: training (incremental pair counts), encode, decode        (10)
+    real_tokenizers  GPT-2's and GPT-4's rank files for tiktoken, placed at set-up, offline    (10)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

@@ -109,3 +109,26 @@ def plot_scoreboard(extra: dict[str, float] | None = None, ax=None):
     ax.set_ylabel("model")
     ax.set_title("Scoreboard: next-character loss on the held-out Wikipedia text")
     return ax
+
+
+# ---- any tokenizer on the character scoreboard (notebook 10) ----------------------------------------------------
+
+def per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
+    """Turn a mean loss per predicted token into nats per character of the same text.
+
+    The total negative log-likelihood is ``nats_per_token * n_tokens`` (``n_tokens`` predictions); spread over the
+    ``n_chars`` characters those predictions spell out, it is comparable with every character model's loss,
+    whatever the tokenizer: a model over longer tokens makes fewer predictions, each costing more nats.
+    """
+    for name, value in (("n_tokens", n_tokens), ("n_chars", n_chars)):
+        if not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} should be a positive int, got {value!r}")
+    if not isinstance(nats_per_token, int | float) or not math.isfinite(nats_per_token) or nats_per_token < 0:
+        raise ValueError(f"nats_per_token should be a finite, non-negative number, got {nats_per_token!r}")
+    return nats_per_token * n_tokens / n_chars
+
+
+def bits_per_char(nats_per_token: float, n_tokens: int, n_chars: int) -> float:
+    """:func:`per_char` in bits: total negative log-likelihood in bits / number of characters."""
+    return nats_to_bits(per_char(nats_per_token, n_tokens, n_chars))
+

@@ -217,3 +217,21 @@ def sizing_calculator(presets: dict | None = None, start: str = "Llama-3-8B"):
     redraw()
     return widgets.VBox([choose, widgets.HBox([d_model, layers, heads]), widgets.HBox([kv, vocab, context]),
                          precision, out])
+
+
+def tokenizer_explorer(tokenizers: dict, text: str = "The cat sat on the mat."):
+    """A text box; under it the text cut into coloured tokens with their ids by each tokenizer of ``tokenizers``
+    (name -> a ``bpe.BPETokenizer`` or a ``tiktoken.Encoding``), side by side (notebook 10). Returns the widget."""
+    import ipywidgets as widgets
+
+    from .bpe import token_pieces, tokens_html
+
+    box = widgets.Textarea(value=text, description="text", layout=widgets.Layout(width="90%", height="60px"))
+    out = widgets.HTML()
+
+    def redraw(*_):
+        out.value = "".join(tokens_html(token_pieces(tok, box.value), name) for name, tok in tokenizers.items())
+
+    box.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([box, out])
