@@ -290,7 +290,8 @@ class NotebookRun:
             .map(e => e.textContent).filter(t => /Traceback/.test(t))""")
         if errors:
             self.fail("error output: " + errors[0][-800:])
-        text = self.page.evaluate("() => document.querySelector('.jp-Notebook').textContent")
+        text = self.page.evaluate("() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea'))"
+                                  ".map(o => o.textContent).join('\\n')")
         if "Error displaying widget" in text:
             self.fail("a widget shows 'Error displaying widget'")
         if self.console_errors:
@@ -298,7 +299,8 @@ class NotebookRun:
 
     def check_rendered(self) -> None:
         """Every cell whose stored outputs hold a widget now shows a live widget, not its text form."""
-        text = self.page.evaluate("() => document.querySelector('.jp-Notebook').textContent")
+        text = self.page.evaluate("() => Array.from(document.querySelectorAll('.jp-Notebook .jp-OutputArea'))"
+                                  ".map(o => o.textContent).join('\\n')")          # outputs only, not the prose
         if "interactive(children=" in text or re.search(r"\b(VBox|HBox)\(children=", text):
             self.fail("a widget is shown as text (interactive(children=...)): the widget front end is missing")
         path = self.lab.root / self.rel
