@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 # JupyterLab refuses to run as root (as in containers) unless told it may.
 ROOT_FLAG := $(shell [ "$$(id -u)" = "0" ] && echo --allow-root)
 
-.PHONY: help setup lab test bench solutions execute lint clean
+.PHONY: help setup lab test bench solutions execute lint clean browser-test
 
 help:
 	@echo "make lab        set up (first time) and open the course in JupyterLab"
@@ -18,6 +18,7 @@ help:
 	@echo "make solutions  write the instructors' answer key to build/solutions/"
 	@echo "make execute    re-run every notebook in full mode and store its outputs"
 	@echo "make lint       ruff over the package, tests and benchmarks"
+	@echo "make browser-test  every widget of every notebook in JupyterLab and Chromium (needs chromium)"
 
 $(BIN)/python:
 	@test -n "$(PYTHON)" || { echo "No python3 found: install Python 3.11 or newer."; exit 1; }
@@ -55,3 +56,29 @@ lint: setup
 
 clean:
 	rm -rf build .pytest_cache data/cache
+
+# ---- the browser test: every widget in a real JupyterLab with a real Chromium (Playwright from PyPI, driving the
+# system's browser; Playwright's own browser download is never used). Its extra packages are in requirements-dev.txt.
+DEV_STAMP := $(VENV)/.installed-dev
+CHROMIUM  ?= $(shell command -v chromium 2>/dev/null || command -v chromium-browser 2>/dev/null || command -v google-chrome 2>/dev/null)
+
+$(DEV_STAMP): requirements-dev.txt $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@touch $(DEV_STAMP)
+
+browser-test: setup $(DEV_STAMP)
+	@chromium="$(CHROMIUM)"; \
+	if [ -z "$$chromium" ]; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing Chromium: apt-get install -y chromium chromium-driver"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null \
+	      || { echo "error: apt-get could not install chromium"; exit 1; }; \
+	    chromium=$$(command -v chromium); \
+	  else \
+	    echo "error: the browser test needs Chromium. Install it with:"; \
+	    echo "    sudo apt-get update && sudo apt-get install -y chromium chromium-driver"; \
+	    echo "or point to one: make browser-test CHROMIUM=/path/to/chromium"; \
+	    exit 1; \
+	  fi; \
+	fi; \
+	CHROMIUM="$$chromium" $(BIN)/python -m pytest browser_tests/test_widgets.py -v -s --durations=0

@@ -14,6 +14,7 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     positional   sinusoidal, learned and rotary position encodings                             (06)
     model        LayerNorm, feed-forward, the transformer block, MiniGPT                       (07-09)
     train        the training loop, presets, and `python -m course_utils.train`                (08)
+    distributed  torchrun + DistributedDataParallel for `course_utils.train` (gloo on CPU, nccl on CUDA)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
     sizing       parameters, memory, FLOPs and KV cache from a config; published configs     (11)

@@ -30,7 +30,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import runtime
+from . import distributed, runtime
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch, train_val_split
 from .model import GPTConfig, MiniGPT
@@ -172,7 +172,8 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
           device: torch.device | str | None = None, tokenizer: CharTokenizer | None = None,
           checkpoint: str | Path | None = None, resume: bool = False,
           callback: Callable[[dict[str, list[float]]], None] | None = None, progress: bool = True,
-          log: Callable[[str], None] | None = None, **overrides) -> TrainResult:
+          log: Callable[[str], None] | None = None, dist: distributed.Dist | None = None,
+          resume_hint: str = "resume=True", **overrides) -> TrainResult:
     """Train ``model`` on ``train_ids`` (1-D token ids), evaluating on ``val_ids``. Returns a :class:`TrainResult`.
 
     settings / overrides: a :class:`TrainSettings`; keyword overrides such as ``minutes=1`` replace its fields.
@@ -180,6 +181,10 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
     resume: continue from ``checkpoint`` if it exists (model, optimizer, step, time used, curves).
     callback(history): called after every evaluation (the notebook's live plot); it may raise KeyboardInterrupt.
     log: where one-line reports go (``print`` from the command line; default: nothing besides the progress bar).
+    dist: this process's place in a torchrun job (:mod:`course_utils.distributed`); None or one process: as ever.
+        With N processes each draws its own batches, DDP averages the gradients, only rank 0 evaluates, logs and
+        writes the checkpoint, and all ranks stop at the same step.
+    resume_hint: how the interrupt message tells you to continue (``--resume`` from the command line).
     """
     s = settings or TrainSettings(max_steps=overrides.pop("max_steps", None) or 100)
     s = replace(s, **overrides) if overrides else s
@@ -207,20 +212,24 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
         if log:
             log(f"resumed from {ckpt_path} at step {step} ({elapsed_before:.0f} s trained)")
     budget_s = s.minutes * 60 if s.minutes is not None else None
-    gen = torch.Generator().manual_seed(s.seed + step)
+    d = dist or distributed.Dist()
+    net = distributed.wrap(model, d)           # the model itself for one process
+    if not d.is_main:
+        log, callback, progress = None, None, False
+    gen = torch.Generator().manual_seed(s.seed + step + 1_000_003 * d.rank)   # each rank its own batches
     T = model.config.block_size
 
     def save() -> None:
-        if ckpt_path is not None:
+        if ckpt_path is not None and d.is_main:
             save_checkpoint(ckpt_path, model, opt, tokenizer, step=step, elapsed=elapsed(), losses=history,
                             extra={"settings": {k: v for k, v in asdict(s).items() if v is not None}})
 
-    def progress_fraction() -> float:
+    def progress_fraction(now: float | None = None) -> float:
         fracs = [0.0]
         if s.max_steps is not None:
             fracs.append((step - s.warmup_steps) / max(1, s.max_steps - s.warmup_steps))
         if budget_s is not None:
-            fracs.append(elapsed() / budget_s)
+            fracs.append((elapsed() if now is None else now) / budget_s)
         return max(fracs)
 
     def done() -> bool:
@@ -228,6 +237,8 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
                 or (budget_s is not None and elapsed() >= budget_s))
 
     def run_eval() -> None:
+        if not d.is_main:
+            return
         loss = estimate_loss(model, val_ids, s.batch_size, s.eval_batches, dev)
         history["val_step"].append(step)
         history["val"].append(loss)
@@ -253,14 +264,21 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
     tokens, train_time, interrupted, updating = 0, 0.0, False, False
     last_eval_t, last_eval_step, shown = elapsed(), step, elapsed_before
     try:
-        while not done():
+        while True:
+            now = None
+            if d.enabled:            # one collective: every rank stops at the same step, on the same clock
+                now, stop = d.agree(elapsed(), done())
+                if stop:
+                    break
+            elif done():
+                break
             t0 = time.perf_counter()
-            lr = lr_at(step, progress_fraction(), s)
+            lr = lr_at(step, progress_fraction(now), s)
             for group in opt.param_groups:
                 group["lr"] = lr
             x, y = get_batch(train_ids, s.batch_size, T, dev, generator=gen)
             with runtime.autocast(dev):
-                _, loss = model(x, y)
+                _, loss = net(x, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if s.grad_clip > 0:
@@ -273,7 +291,7 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
             history["step"].append(step)
             history["train"].append(loss_value)
             history["lr"].append(lr)
-            tokens += x.numel()
+            tokens += x.numel() * d.world_size
             train_time += time.perf_counter() - t0
             if budget_s is None:
                 bar.update(1)
@@ -298,8 +316,9 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
             msg = f"Interrupted at step {step}: the model keeps its weights"
             msg += f" and the checkpoint {ckpt_path} holds them." if ckpt_path else "."
         if ckpt_path is not None:
-            msg += " Run again with resume=True to continue."
-        print(msg)
+            msg += f" Run again with {resume_hint} to continue."
+        if d.is_main:
+            print(msg, flush=True)
     finally:
         bar.close()
     if not interrupted:
@@ -398,11 +417,83 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = p.parse_args(argv)
+    try:
+        d = distributed.from_env()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        return _run(args, d)
+    except CommandError as err:            # bad input: one line from rank 0, every rank exits with status 2
+        if d.is_main:
+            print(f"error: {err}", file=sys.stderr, flush=True)
+        else:
+            time.sleep(3)      # let rank 0 print and exit first: torchrun then stops the others (no lost message)
+        return 2
+    except (torch.distributed.DistError, RuntimeError) as err:
+        if not d.enabled:
+            raise
+        # another rank died or was killed: this one stops too
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:200]
+        print(f"error: rank {d.rank} lost the other processes of the job ({first}); the last checkpoint "
+              f"{args.out} is kept as it was", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        distributed.cleanup()
 
-    text = Path(args.text).read_text(encoding="utf-8")
+
+class CommandError(Exception):
+    """Bad input to the command line: printed as one line ``error: ...`` (exit status 2), no traceback."""
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise CommandError(f"no such file: {path}")
+    if not path.is_file():
+        raise CommandError(f"{path} is not a file; --text takes a UTF-8 text file")
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise CommandError(f"{path} is not UTF-8 text (byte 0x{raw[err.start]:02x} at position {err.start}); "
+                           f"save it as UTF-8 and try again") from None
+
+
+def _check_resume(out: Path, tok: CharTokenizer, model: MiniGPT, minutes: float) -> None:
+    """--resume with a checkpoint that cannot continue on this text and budget: a clear error before training."""
+    try:
+        state = load_checkpoint(out)
+    except (ValueError, RuntimeError, OSError) as err:
+        raise CommandError(f"--resume: cannot read {out}: {str(err).splitlines()[0]}") from None
+    fix = "give another --out, or leave out --resume to start afresh"
+    if state.get("vocab") is not None and list(state["vocab"]) != list(tok.itos):
+        raise CommandError(f"--resume: {out} was trained on a text with another vocabulary "
+                           f"({len(state['vocab'])} characters, this text has {tok.vocab_size}); {fix}")
+    if state["config"] != model.config_dict():
+        diff = ", ".join(f"{k}={state['config'].get(k)} (here {v})" for k, v in model.config_dict().items()
+                         if state["config"].get(k) != v)
+        raise CommandError(f"--resume: {out} holds a model of another size: {diff}; {fix}")
+    if state["elapsed"] >= minutes * 60:
+        raise CommandError(f"--resume: {out} has already trained for {state['elapsed']:.0f} s, the whole budget "
+                           f"of --minutes {minutes:g}; the budget counts the time already trained, so give a "
+                           f"larger --minutes to train on")
+
+
+def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
+    say = print if d.is_main else (lambda *a, **k: None)
+    text = _read_text(Path(args.text))
     if len(text) < 64:
-        p.error(f"{args.text} holds only {len(text)} characters; give it at least a few hundred")
-    dev = runtime.device(args.device)
+        raise CommandError(f"{args.text} holds only {len(text)} characters; give it at least a few hundred")
+    if not math.isfinite(args.minutes) or args.minutes <= 0:
+        raise CommandError(f"--minutes should be a number of minutes > 0, got {args.minutes:g}")
+    if not 0 < args.val_fraction < 1:
+        raise CommandError(f"--val-fraction should be between 0 and 1, got {args.val_fraction:g}")
+    if args.seed < 0:
+        raise CommandError(f"--seed should be >= 0, got {args.seed}")
+    try:
+        dev = runtime.device(args.device, verbose=d.is_main)
+    except (ValueError, RuntimeError) as err:
+        raise CommandError(str(err)) from None
     runtime.seed_everything(args.seed)
     tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
@@ -413,14 +504,23 @@ def main(argv: list[str] | None = None) -> int:
     st = replace(st, minutes=args.minutes, eval_seconds=max(5.0, min(st.eval_seconds or 30, args.minutes * 60 / 6)),
                  seed=args.seed)
     model = MiniGPT(cfg)
-    print(f"{len(text):,} characters, vocabulary {tok.vocab_size}, {len(train_ids):,} train / {len(val_ids):,} "
-          f"validation; model {model.num_params():,} parameters (d_model={cfg.d_model}, n_layers={cfg.n_layers}, "
-          f"n_heads={cfg.n_heads}, block_size={cfg.block_size})", flush=True)
+    if args.resume and Path(args.out).exists():
+        _check_resume(Path(args.out), tok, model, args.minutes)
+    d = distributed.setup(dev)                 # joins the torchrun job; nothing for one process
+    dev = distributed.device_for(d, dev)
+    say(f"{len(text):,} characters, vocabulary {tok.vocab_size}, {len(train_ids):,} train / {len(val_ids):,} "
+        f"validation; model {model.num_params():,} parameters (d_model={cfg.d_model}, n_layers={cfg.n_layers}, "
+        f"n_heads={cfg.n_heads}, block_size={cfg.block_size})", flush=True)
+    if d.enabled:
+        say(f"{d.world_size} processes ({distributed.backend(dev)}): effective batch {d.world_size} x "
+            f"{st.batch_size} = {d.world_size * st.batch_size} windows per step", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
-                resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True))
-    val = evaluate(res.model, val_ids, dev)
-    print(f"final validation loss: {val:.4f} nats/char = {val / math.log(2):.4f} bits/char "
-          f"(step {res.step}, {res.tokens_per_second:,.0f} tokens/s, checkpoint {args.out})", flush=True)
+                resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
+                resume_hint="--resume")
+    if d.is_main and not res.interrupted:
+        val = evaluate(res.model, val_ids, dev)
+        print(f"final validation loss: {val:.4f} nats/char = {val / math.log(2):.4f} bits/char "
+              f"(step {res.step}, {res.tokens_per_second:,.0f} tokens/s, checkpoint {args.out})", flush=True)
     return 130 if res.interrupted else 0
 
 

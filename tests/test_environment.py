@@ -43,4 +43,4 @@ def test_pyproject_requires_python_311_and_names_the_package():
 
 def test_ci_runs_make_test():
     lines = [x for x in (REPO / ".ci" / "run").read_text().splitlines() if x and not x.startswith("#")]
-    assert lines[-1] == "make test"
+    assert lines[-2:] == ["make test", "make browser-test"]
