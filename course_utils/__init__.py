@@ -16,6 +16,7 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     train        the training loop, presets, and `python -m course_utils.train`                (08)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
+    scaling      the scaling sweep, IsoFLOP minima, L(N, D) fits, `python -m course_utils.scaling` (12)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
