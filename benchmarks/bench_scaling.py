@@ -65,9 +65,9 @@ def main(argv: list[str] | None = None) -> int:
         speed[sh] = tps
         print(f"  N = {sh.N:>9,} (d={sh.d_model:>3}, L={sh.n_layers}): {tps:>9,.0f} characters/s = {tps / base:5.2f} x "
               f"baseline, {6 * sh.N * tps / 1e9:6.2f} GFLOP/s by 6N")
-    grid = scaling.grid_for_minutes(12)
+    grid = scaling.grid_for_minutes(5)
     measured = sum(r.tokens / speed[r.shape] for r in grid)
-    print(f"grid of --minutes 12 ({len(grid)} runs): {measured / 60:.1f} min from these speeds = "
+    print(f"grid of --minutes 5 ({len(grid)} runs): {measured / 60:.1f} min from these speeds = "
           f"{measured / scaling.estimate_seconds(grid):.2f} x the cost model's estimate (training only)")
     return 0
 

@@ -157,7 +157,8 @@ class Shape:
 
 
 # From about 2K to about 2M non-embedding parameters, each about 2.2 times the one before.
-SHAPES = (Shape(8, 2, 2), Shape(12, 2, 2), Shape(16, 3, 2), Shape(24, 3, 2), Shape(32, 3, 4), Shape(48, 3, 4), Shape(64, 4, 4), Shape(96, 4, 4),
+SHAPES = (Shape(8, 2, 2), Shape(12, 2, 2), Shape(16, 3, 2), Shape(24, 3, 2), Shape(32, 3, 4), Shape(48, 3, 4),
+          Shape(64, 4, 4), Shape(96, 4, 4),
           Shape(128, 5, 4), Shape(160, 6, 5))
 BUDGET_LADDER = (3e10, 1e11, 3e11, 1e12, 3e12, 1e13)
 
@@ -230,7 +231,8 @@ def plan_runs(budgets: Sequence[float], shapes: Sequence[Shape] = SHAPES,
 
 
 # Seconds per step ~ OVERHEAD_S + 6 N tokens_per_step / FLOPS: measured on this project's 2-core machine with one
-# thread while other jobs were running, so an idle machine is faster than this estimate.
+# thread while other jobs were running (load average about 8). It is only an estimate: the stored sweep ran under a
+# load average of about 23 and took about 2.5 times as long as estimated; an idle machine is faster than estimated.
 COST_OVERHEAD_S = 0.04
 COST_FLOPS = 1.5e10
 
@@ -289,7 +291,8 @@ def train_run(run: Run, train_ids: torch.Tensor, val_ids: torch.Tensor, vocab_si
     runtime.seed_everything(s.seed)
     model = MiniGPT(run.shape.config(vocab_size, s.block_size))
     lr = learning_rate(run.shape.d_model)
-    ts = TrainSettings(max_steps=run.steps, batch_size=s.batch_size, lr=lr, warmup_steps=max(5, min(50, run.steps // 10)),
+    ts = TrainSettings(max_steps=run.steps, batch_size=s.batch_size, lr=lr,
+                       warmup_steps=max(5, min(50, run.steps // 10)),
                        weight_decay=0.1, beta2=0.95, eval_interval=None, eval_batches=1, seed=s.seed)
     t0 = time.perf_counter()
     res = train(model, train_ids, val_ids, ts, device=device, progress=False)
@@ -456,12 +459,14 @@ def _law_objective(theta: np.ndarray, logN: np.ndarray, logD: np.ndarray, logL: 
     return value.sum(), grad
 
 
-def fit_loss_law(N, D, L, delta: float = 1e-3, starts: Sequence[Sequence[float]] | None = None) -> LossLaw:
+def fit_loss_law(N, D, L, delta: float = 1e-3, starts: Sequence[Sequence[float]] | None = None,
+                 n_best: int = 6) -> LossLaw:
     """Fit L(N, D) = E + A/N^alpha + B/D^beta as Chinchilla did: minimise the Huber loss (delta = 1e-3) between
     log L and log(A/N^alpha + B/D^beta + E), with L-BFGS from a grid of starting points; keep the best.
 
-    The parameters are fitted as a = log A, b = log B, e = log E (so all stay positive). ``starts`` overrides the
-    grid with a list of (a, b, e, alpha, beta).
+    The parameters are fitted as a = log A, b = log B, e = log E (so all stay positive). The objective is evaluated
+    at every point of the grid (243 points, or ``starts``: a list of (a, b, e, alpha, beta)) and L-BFGS runs from the
+    ``n_best`` best of them (Chinchilla ran it from every grid point; the few best give the same answer faster).
     """
     from scipy.optimize import minimize
 
@@ -474,15 +479,19 @@ def fit_loss_law(N, D, L, delta: float = 1e-3, starts: Sequence[Sequence[float]]
         raise ValueError("the runs need at least two different N and two different D")
     if delta <= 0:
         raise ValueError(f"delta should be > 0, got {delta}")
+    if n_best < 1:
+        raise ValueError(f"n_best should be >= 1, got {n_best}")
     logN, logD, logL = np.log(N), np.log(D), np.log(L)
     if starts is None:
         starts = [(a, b, e, al, be) for a in (0.0, 5.0, 10.0) for b in (0.0, 5.0, 10.0)
                   for e in (-1.0, 0.0, 0.5) for al in (0.2, 0.5, 1.0) for be in (0.2, 0.5, 1.0)]
+    starts = sorted((np.asarray(x0, float) for x0 in starts),
+                    key=lambda x0: _law_objective(x0, logN, logD, logL, delta)[0])[:n_best]
     best = None
     bounds = [(-20, 40), (-20, 40), (-10, 3), (1e-3, 3.0), (1e-3, 3.0)]
     for x0 in starts:
-        r = minimize(_law_objective, np.asarray(x0, float), args=(logN, logD, logL, delta), jac=True,
-                     method="L-BFGS-B", bounds=bounds)
+        r = minimize(_law_objective, x0, args=(logN, logD, logL, delta), jac=True, method="L-BFGS-B",
+                     bounds=bounds)
         if best is None or r.fun < best.fun:
             best = r
     a, b, e, alpha, beta = best.x
@@ -492,7 +501,8 @@ def fit_loss_law(N, D, L, delta: float = 1e-3, starts: Sequence[Sequence[float]]
 
 def compute_optimal(C, law: LossLaw) -> tuple:
     """(N_opt, D_opt) minimising law(N, D) subject to 6 N D = C:
-    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)^(alpha/(alpha+beta)) / G, G = (alpha A / (beta B))^(1/(alpha+beta))."""
+    N_opt = G (C/6)^(beta/(alpha+beta)), D_opt = (C/6)^(alpha/(alpha+beta)) / G,
+    G = (alpha A / (beta B))^(1/(alpha+beta))."""
     if not isinstance(law, LossLaw):
         raise TypeError(f"law should be a LossLaw, got {type(law).__name__}")
     C = _positive(C, "C")
@@ -522,7 +532,7 @@ def bootstrap_loss_law(N, D, L, n_boot: int = 100, seed: int = 0, C_ref: float =
         i = rng.integers(0, n, n)
         if len(np.unique(N[i])) < 2 or len(np.unique(D[i])) < 2 or len(np.unique(i)) < 5:
             continue
-        law = fit_loss_law(N[i], D[i], L[i], delta, starts=starts)
+        law = fit_loss_law(N[i], D[i], L[i], delta, starts=starts, n_best=2)
         n_opt, d_opt = compute_optimal(C_ref, law)
         out["E"].append(law.E)
         out["A"].append(law.A)
@@ -537,15 +547,28 @@ def bootstrap_loss_law(N, D, L, n_boot: int = 100, seed: int = 0, C_ref: float =
 # ---- the prediction ---------------------------------------------------------------------------------------------
 
 def prediction_run(law: LossLaw, budget: float, shapes: Sequence[Shape] = SHAPES,
-                   settings: SweepSettings | None = None) -> tuple[Run, float]:
-    """The run to predict: at ``budget``, the shape whose N is closest (in log) to the law's N_opt, D = C / (6 N)
-    in whole steps. Returns (run, the law's predicted loss for that run's N and D)."""
+                   settings: SweepSettings | None = None, shape: Shape | None = None) -> tuple[Run, float]:
+    """The run to predict at ``budget``: ``shape`` if given, else the shape whose N is closest (in log) to the
+    law's N_opt; D = C / (6 N) in whole steps. Returns (run, the law's predicted loss for that run's N and D)."""
     s = settings or SweepSettings()
-    n_opt, _ = compute_optimal(budget, law)
-    sh = min(shapes, key=lambda x: abs(math.log(x.N / n_opt)))
-    steps = max(1, round(budget / (6 * sh.N) / s.tokens_per_step))
-    run = Run(sh, float(budget), steps, steps * s.tokens_per_step)
+    _positive(budget, "budget")
+    if shape is None:
+        n_opt, _ = compute_optimal(budget, law)
+        shape = min(shapes, key=lambda x: abs(math.log(x.N / n_opt)))
+    steps = max(1, round(budget / (6 * shape.N) / s.tokens_per_step))
+    run = Run(shape, float(budget), steps, steps * s.tokens_per_step)
     return run, law(run.N, run.tokens)
+
+
+def common_shape(runs: Sequence[Run]) -> Shape:
+    """The largest shape that the grid trained at every one of its budgets: the natural one to train longer."""
+    if not runs:
+        raise ValueError("no runs given")
+    budgets = {r.budget for r in runs}
+    common = [sh for sh in {r.shape for r in runs} if {r.budget for r in runs if r.shape == sh} == budgets]
+    if not common:
+        raise ValueError("no shape was trained at every budget")
+    return max(common, key=lambda sh: sh.N)
 
 
 # ---- command line -----------------------------------------------------------------------------------------------
@@ -585,7 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"fit: L = {law.E:.3f} + {law.A:.4g}/N^{law.alpha:.3f} + {law.B:.4g}/D^{law.beta:.3f}")
     if not args.no_predict:
         big = max(budgets) * 3
-        run, pred = prediction_run(law, big)
+        run, pred = prediction_run(law, big, shape=common_shape(runs))
         print(f"prediction before training: C={big:.0e} N={run.N:,} D={run.tokens:,}: {pred:.4f} nats/char",
               flush=True)
         from .scoreboard import wiki_char_data

@@ -12,12 +12,34 @@ import torch
 
 from course_utils import scaling
 from course_utils.data import small_corpus
-from course_utils.model import GPTConfig, MiniGPT, gpt_param_count
-from course_utils.scaling import (CHINCHILLA, SHAPES, LossLaw, Run, Shape, SweepSettings, bootstrap_loss_law,
-                                  compute_optimal, estimate_seconds, fit_loss_law, fit_power_law, grid_for_minutes,
-                                  isoflop_minima, kaplan_loss, kaplan_loss_D, kaplan_loss_N, learning_rate,
-                                  mixed_claim_loss, non_embedding_params, plan_runs, prediction_run, read_runs, sweep,
-                                  train_run, training_flops)
+from course_utils.model import MiniGPT, gpt_param_count
+from course_utils.scaling import (
+    CHINCHILLA,
+    SHAPES,
+    LossLaw,
+    Run,
+    Shape,
+    SweepSettings,
+    bootstrap_loss_law,
+    compute_optimal,
+    estimate_seconds,
+    fit_loss_law,
+    fit_power_law,
+    grid_for_minutes,
+    isoflop_minima,
+    kaplan_loss,
+    kaplan_loss_D,
+    kaplan_loss_N,
+    learning_rate,
+    mixed_claim_loss,
+    non_embedding_params,
+    plan_runs,
+    prediction_run,
+    read_runs,
+    sweep,
+    train_run,
+    training_flops,
+)
 from course_utils.tokenizers import CharTokenizer
 
 TRUE = LossLaw(E=0.9, A=40.0, B=300.0, alpha=0.45, beta=0.35)
@@ -195,6 +217,8 @@ def test_fit_loss_law_bad_input():
         fit_loss_law(np.full(6, 1e5), D[:6], L[:6])
     with pytest.raises(ValueError, match="L should hold positive"):
         fit_loss_law(N, D, -L)
+    with pytest.raises(ValueError, match="n_best"):
+        fit_loss_law(N, D, L, n_best=0)
 
 
 def test_compute_optimal_minimises_the_law_on_the_budget():
@@ -212,8 +236,9 @@ def test_compute_optimal_minimises_the_law_on_the_budget():
 
 def test_bootstrap_covers_the_true_exponents():
     N, D, L = _synthetic(noise=0.01, seed=1)
-    boot = bootstrap_loss_law(N, D, L, n_boot=20, seed=0)
-    assert set(boot) == {"E", "A", "B", "alpha", "beta", "a", "tokens_per_param"} and all(len(v) == 20 for v in boot.values())
+    boot = bootstrap_loss_law(N, D, L, n_boot=8, seed=0)
+    assert set(boot) == {"E", "A", "B", "alpha", "beta", "a", "tokens_per_param"}
+    assert all(len(v) == 8 for v in boot.values())
     lo, hi = np.percentile(boot["alpha"], [2.5, 97.5])
     assert lo - 0.05 < TRUE.alpha < hi + 0.05 and hi - lo > 0
     assert np.allclose(boot["a"], boot["beta"] / (boot["alpha"] + boot["beta"]))
@@ -272,7 +297,7 @@ def test_train_run_and_sweep_bad_input(tmp_path):
 def test_stored_sweep_is_consistent():
     df = read_runs()
     grid = df[df["kind"] == "grid"]
-    assert len(grid) >= 10 and grid["budget"].nunique() >= 3
+    assert len(grid) >= 8 and grid["budget"].nunique() >= 2
     assert np.allclose(grid["C"], 6 * grid["N"] * grid["D"])
     assert ((grid["val_loss"] > 0.5) & (grid["val_loss"] < math.log(94) + 0.1)).all()
 
@@ -288,3 +313,18 @@ def test_command_line_dry_run(capsys):
 def test_append_row_checks_its_fields(tmp_path):
     with pytest.raises(ValueError, match="exactly the fields"):
         scaling.append_row(tmp_path / "x.csv", {"N": 1})
+
+
+def test_prediction_run_with_a_given_shape_and_common_shape():
+    grid = plan_runs([3e10, 1e11])
+    sh = scaling.common_shape(grid)
+    assert all(any(r.shape == sh and r.budget == C for r in grid) for C in (3e10, 1e11))
+    assert all(s.N <= sh.N for s in {r.shape for r in grid} if all(
+        any(r.shape == s and r.budget == C for r in grid) for C in (3e10, 1e11)))
+    run, pred = prediction_run(TRUE, 3e11, shape=sh)
+    assert run.shape == sh and run.flops == pytest.approx(3e11, rel=0.02)
+    assert pred == pytest.approx(TRUE(run.N, run.tokens))
+    with pytest.raises(ValueError, match="no runs"):
+        scaling.common_shape([])
+    with pytest.raises(ValueError, match="every budget"):
+        scaling.common_shape([Run(SHAPES[0], 1e10, 60, 60 * 4096), Run(SHAPES[1], 1e11, 60, 60 * 4096)])
