@@ -22,6 +22,7 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     lora         LoRA by hand: adapters, merging, trainable counts, Adam memory accounting     (14)
     bpe          byte-pair encoding: training (incremental pair counts), encode, decode        (10)
     real_tokenizers  GPT-2's and GPT-4's rank files for tiktoken, placed at set-up, offline    (10)
+    scaling      the scaling sweep, IsoFLOP minima, L(N, D) fits, `python -m course_utils.scaling` (12)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
