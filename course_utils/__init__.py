@@ -16,6 +16,9 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     train        the training loop, presets, and `python -m course_utils.train`                (08)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
+    modern       RoPE/RMSNorm/SwiGLU/QK-norm/GQA options, the WSD schedule, the Muon optimizer (15)
+    recipe       the modern recipe preset (`--recipe modern`), best-checkpoint keeping, FLOP/s   (15)
+    ablation     each modern change alone at equal CPU time (`python -m course_utils.ablation`) (15)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
