@@ -83,8 +83,9 @@ def _check_ns_step(ns_step) -> None:
         B = X.T @ X
         square = shape[0] == shape[1]
         suspects = [
-            (a * X + b * B @ X + c * B @ B @ X if square else want + 1, "you multiplied X.T @ X on the LEFT of X; the Gram matrix on the "
-             "left is A = X @ X.T: a X + b A X + c A^2 X (equivalently X (X.T X) on the right)."),
+            (a * X + b * B @ X + c * B @ B @ X if square else want + 1,
+             "you multiplied X.T @ X on the LEFT of X; the Gram matrix on the left is A = X @ X.T: "
+             "a X + b A X + c A^2 X (equivalently X (X.T X) on the right)."),
             (a * X + b * A @ X + c * A @ X, "the last term needs A squared: c * A @ A @ X, not c * A @ X."),
             (a * X + b * A @ X, "the quintic term c * A @ A @ X is missing."),
             ((a * X + b * A @ X + c * A @ A @ X) / (a * X + b * A @ X + c * A @ A @ X).norm(),
