@@ -23,6 +23,9 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     bpe          byte-pair encoding: training (incremental pair counts), encode, decode        (10)
     real_tokenizers  GPT-2's and GPT-4's rank files for tiktoken, placed at set-up, offline    (10)
     scaling      the scaling sweep, IsoFLOP minima, L(N, D) fits, `python -m course_utils.scaling` (12)
+    modern       RoPE/RMSNorm/SwiGLU/QK-norm/GQA options, the WSD schedule, the Muon optimizer (15)
+    recipe       the modern recipe preset (`--recipe modern`), best-checkpoint keeping, FLOP/s   (15)
+    ablation     each modern change alone at equal CPU time (`python -m course_utils.ablation`) (15)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

@@ -234,8 +234,11 @@ def decode_weights(model) -> list[tuple] | None:
     pre-norm MiniGPT (no residuals or no LayerNorm, as in notebook 07's experiments): then the model's own
     forward is used. Build it once per ``generate`` call: the weights must not change while it is in use."""
     from .model import LayerNorm
+    from .modern import is_modern
 
     layers = []
+    if is_modern(model.config):               # notebook 15's options: the model's own forward
+        return None
     for block in model.blocks:
         if not (block.residual and isinstance(block.ln1, LayerNorm) and isinstance(block.ln2, LayerNorm)):
             return None

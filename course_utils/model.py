@@ -16,6 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from . import modern
 from .attention import MultiHeadAttention
 from .errors import ShapeError, check_shape
 
@@ -102,6 +103,19 @@ class GPTConfig:
     n_layers: int = 4
     dropout: float = 0.0
     fast: bool = True   # fused attention and LayerNorm kernels for speed (the same function as the hand-built path)
+    # Today's options (notebook 15, course_utils.modern); the defaults give the GPT-2-style model of notebook 08.
+    pos: str = "learned"             # "rope": rotary embeddings on queries and keys, no position table
+    norm: str = "layernorm"          # "rmsnorm"
+    mlp: str = "gelu"                # "swiglu" (hidden 8d/3, same parameters) or "relu2"
+    qk_norm: bool = False            # normalise each head's queries and keys
+    tied: bool = True                # False: an output layer of its own
+    zero_init: bool = False          # output projections start at zero
+    n_kv_heads: int | None = None    # grouped-query attention: key/value heads (None = n_heads)
+    bias: bool = True                # biases in the linear layers
+
+    def __post_init__(self):
+        from .modern import check_config
+        check_config(self)
 
 
 class MiniGPT(nn.Module):
@@ -112,14 +126,21 @@ class MiniGPT(nn.Module):
         self.config = config
         c = config
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)   # E: (V, d)
-        self.pos_emb = nn.Embedding(c.block_size, c.d_model)   # P: (block_size, d)
+        self.pos_emb = nn.Embedding(c.block_size, c.d_model) if c.pos == "learned" else None  # P: (block_size, d)
         self.drop = nn.Dropout(c.dropout)
-        self.blocks = nn.ModuleList(Block(c.d_model, c.n_heads, c.dropout, c.fast) for _ in range(c.n_layers))
-        self.ln_f = LayerNorm(c.d_model, fast=c.fast)
+        if modern.is_modern(c):                  # notebook 15's options
+            self.blocks = nn.ModuleList(modern.ModernBlock(c) for _ in range(c.n_layers))
+            self.ln_f = modern.make_norm(c)
+        else:
+            self.blocks = nn.ModuleList(Block(c.d_model, c.n_heads, c.dropout, c.fast) for _ in range(c.n_layers))
+            self.ln_f = LayerNorm(c.d_model, fast=c.fast)
+        self.lm_head = None if c.tied else nn.Linear(c.d_model, c.vocab_size, bias=False)   # W_out: (V, d)
         self.apply(self._init_weights)
         for name, p in self.named_parameters():   # scale the projections that write into the residual stream
             if name.endswith(("attn.w_o.weight", "ffn.w2.weight")):
                 nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * c.n_layers))
+            if c.zero_init and name.endswith(("attn.w_o.weight", "ffn.w2.weight", "lm_head.weight")):
+                nn.init.zeros_(p)
 
     @staticmethod
     def _init_weights(module: nn.Module) -> None:
@@ -147,11 +168,12 @@ class MiniGPT(nn.Module):
         if cache is not None and len(cache) != len(self.blocks):
             raise ValueError(f"cache needs one dict per block ({len(self.blocks)}), got {len(cache)}")
         pos = torch.arange(past, past + T, device=idx.device)
-        x = self.drop(self.tok_emb(idx) + self.pos_emb(pos))      # (B, T, d)
+        x = self.tok_emb(idx)
+        x = self.drop(x + self.pos_emb(pos) if self.pos_emb is not None else x)   # (B, T, d)
         for i, block in enumerate(self.blocks):
             x = block(x, causal=True, cache=None if cache is None else cache[i])
         x = self.ln_f(x)
-        logits = x @ self.tok_emb.weight.T                        # (B, T, V), tied to the embedding
+        logits = x @ self.tok_emb.weight.T if self.lm_head is None else self.lm_head(x)   # (B, T, V)
         loss = None
         if targets is not None:
             check_shape(targets, (B, T), "targets")

@@ -15,6 +15,10 @@ of the last finished step is written, and ``train(..., resume=True)`` continues 
 Command line (any UTF-8 text file, character level)::
 
     python -m course_utils.train --text FILE --minutes M [--device cpu|cuda|mps] [--out CKPT] [--resume]
+                                 [--recipe gpt2|modern]
+
+``--recipe modern`` trains notebook 15's recipe (course_utils.recipe) and keeps the weights with the best
+validation loss.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from . import distributed, runtime
+from . import distributed, modern, runtime
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch, train_val_split
 from .model import GPTConfig, MiniGPT
@@ -55,8 +59,16 @@ class TrainSettings:
     eval_seconds: float | None = None  # ... or every this many seconds
     eval_batches: int = 8            # validation batches per evaluation (the same batches each time)
     seed: int = 0
+    # Today's options (notebook 15, course_utils.modern); the defaults train as notebook 08 does.
+    schedule: str = "cosine"         # "wsd": warm-up, stable, then a linear decay over the last `cooldown`
+    cooldown: float = 0.3            # fraction of the budget the wsd schedule spends decaying
+    optimizer: str = "adamw"         # "muon": Muon on the blocks' weight matrices, AdamW on the rest
+    muon_lr: float = 0.05             # Muon's learning rate (chosen from 0.02 / 0.05 / 0.1 on a 20-CPU-second run)
+    muon_momentum: float = 0.95
+    clock: str = "wall"              # what `minutes` measures: "wall" time or "process" CPU time
 
     def __post_init__(self):
+        modern.check_settings(self)
         if self.max_steps is None and self.minutes is None:
             raise ValueError("give a budget: max_steps=..., minutes=..., or both")
         if self.max_steps is not None and self.max_steps < 1:
@@ -89,6 +101,8 @@ class TrainResult:
 def lr_at(step: int, progress: float, s: TrainSettings) -> float:
     """Learning rate at ``step``: linear warm-up over ``warmup_steps``, then cosine decay over ``progress`` in [0, 1]
     (the fraction of the budget used) from ``lr`` down to ``lr * min_lr_ratio``."""
+    if s.schedule == "wsd":
+        return modern.wsd_lr(step, progress, s.lr, s.warmup_steps, s.min_lr_ratio, s.cooldown)
     if step < s.warmup_steps:
         return s.lr * (step + 1) / s.warmup_steps
     p = min(max(progress, 0.0), 1.0)
@@ -97,7 +111,10 @@ def lr_at(step: int, progress: float, s: TrainSettings) -> float:
 
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.AdamW:
-    """AdamW; weight decay on the weight matrices (and the embedding), none on biases and LayerNorm gains."""
+    """AdamW; weight decay on the weight matrices (and the embedding), none on biases and LayerNorm gains.
+    With ``optimizer="muon"``: :class:`course_utils.modern.Muon` (Muon for the blocks' matrices, AdamW for the rest)."""
+    if s.optimizer == "muon":
+        return modern.make_muon(model, s)
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
     groups = [{"params": decay, "weight_decay": s.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -255,10 +272,11 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
     bar = tqdm(total=total, initial=min(step, total) if budget_s is None else min(int(elapsed_before), total),
                unit="step" if budget_s is None else "s", disable=not progress, leave=True,
                desc="training", dynamic_ncols=True)
-    start = time.perf_counter()
+    now_s = modern.clock(s)
+    start = now_s()
 
     def elapsed() -> float:
-        return elapsed_before + time.perf_counter() - start
+        return elapsed_before + now_s() - start
 
     model.train()
     tokens, train_time, interrupted, updating = 0, 0.0, False, False
@@ -275,7 +293,7 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
             t0 = time.perf_counter()
             lr = lr_at(step, progress_fraction(now), s)
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             x, y = get_batch(train_ids, s.batch_size, T, dev, generator=gen)
             with runtime.autocast(dev):
                 _, loss = net(x, y)
@@ -416,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--val-fraction", type=float, default=0.1, help="the last part of the text kept for validation")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--recipe", choices=("gpt2", "modern"), default="gpt2",
+                   help="gpt2: notebook 08's model and training (default). modern: notebook 15's recipe (RoPE, "
+                        "RMSNorm, SwiGLU, untied output, zero-init, no biases, warm-up-stable-decay, Muon), dropout "
+                        "and weight decay set by tokens per parameter, and the checkpoint with the best validation "
+                        "loss kept")
     args = p.parse_args(argv)
     try:
         d = distributed.from_env()
@@ -498,7 +521,11 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
     tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = train_val_split(ids, args.val_fraction)
-    cfg, st = preset(tok.vocab_size, dev)
+    if args.recipe == "modern":
+        from .recipe import modern_preset
+        cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev)
+    else:
+        cfg, st = preset(tok.vocab_size, dev)
     block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
     cfg = replace(cfg, block_size=block)
     st = replace(st, minutes=args.minutes, eval_seconds=max(5.0, min(st.eval_seconds or 30, args.minutes * 60 / 6)),
@@ -514,10 +541,22 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
     if d.enabled:
         say(f"{d.world_size} processes ({distributed.backend(dev)}): effective batch {d.world_size} x "
             f"{st.batch_size} = {d.world_size * st.batch_size} windows per step", flush=True)
+    keeper = None
+    if args.recipe == "modern":
+        from .recipe import KeepBest
+        keeper = KeepBest(model)
+        say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter -> dropout "
+            f"{cfg.dropout}, weight decay {st.weight_decay}", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
                 resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
-                resume_hint="--resume")
+                resume_hint="--resume", callback=keeper)
     if d.is_main and not res.interrupted:
+        if keeper is not None and res.history["val"] and keeper.best < res.history["val"][-1]:
+            best, at = keeper.restore()
+            save_checkpoint(args.out, res.model, None, tok, step=at, elapsed=res.elapsed, losses=res.history,
+                            extra={"best_of_run": True})
+            print(f"kept the best weights: step {at}, validation estimate {best:.4f} nats/char (the last step had "
+                  f"{res.history['val'][-1]:.4f}); {args.out} holds them", flush=True)
         val = evaluate(res.model, val_ids, dev)
         print(f"final validation loss: {val:.4f} nats/char = {val / math.log(2):.4f} bits/char "
               f"(step {res.step}, {res.tokens_per_second:,.0f} tokens/s, checkpoint {args.out})", flush=True)

@@ -1,0 +1,96 @@
+"""The modern recipe against notebook 08's preset, trained for the same minutes in the same run (notebook 15).
+
+    python benchmarks/bench_modern.py [--minutes 5] [--clock wall|process] [--threads N] [--seed 0]
+
+Trains notebook 08's CPU preset (``train.preset``), then the modern recipe (``recipe.modern_preset``: the same
+sizes with RoPE, RMSNorm, SwiGLU, untied output, zero-init, no biases, warm-up-stable-decay and Muon), each for
+the same budget on the Wikipedia text, back to back in this process; scores both on the whole validation split of
+the scoreboard (``train.evaluate``) and prints:
+
+* the recipe's validation loss as a ratio to the preset's (target: at most 0.95 in 5 minutes);
+* training tokens per second, and the share of the CPU's estimated peak FLOP/s that training reaches
+  (6 N + 6 L T d FLOPs per token, ``recipe.train_flops_per_token``; the peak from ``recipe.cpu_peak_flops``).
+
+``--clock wall`` (default) measures the budget in wall-clock minutes, as notebook 08 does on an idle machine.
+On a machine shared with other programs use ``--clock process --threads 1``: the budget is then the CPU time of
+this process on one thread, which other programs do not take away. Nothing is asserted about time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from course_utils import runtime, scoreboard  # noqa: E402
+from course_utils.model import MiniGPT  # noqa: E402
+from course_utils.recipe import KeepBest, cpu_peak_flops, modern_preset, train_flops_per_token  # noqa: E402
+from course_utils.train import evaluate, preset, train  # noqa: E402
+
+TARGET = 0.95
+
+
+def run(name, cfg, st, train_ids, val_ids, seed, keep_best=False):
+    runtime.seed_everything(seed)
+    model = MiniGPT(cfg)
+    keeper = KeepBest(model) if keep_best else None
+    c0, w0 = time.process_time(), time.perf_counter()
+    res = train(model, train_ids, val_ids, st, device="cpu", progress=False, callback=keeper)
+    cpu_s, wall_s = time.process_time() - c0, time.perf_counter() - w0
+    if keeper is not None and keeper.best < res.history["val"][-1]:
+        keeper.restore()
+        print(f"  {name}: kept the weights of step {keeper.step} (best validation estimate)")
+    val = evaluate(res.model, val_ids, "cpu")
+    tokens = res.step * st.batch_size * cfg.block_size
+    print(f"  {name}: {model.num_params():,} params, {res.step} steps, {tokens:,} tokens in {cpu_s:.0f} CPU s "
+          f"({wall_s:.0f} s wall); validation {val:.4f} nats/char = {val / math.log(2):.4f} bits/char", flush=True)
+    return dict(val=val, tokens=tokens, cpu_s=cpu_s, wall_s=wall_s, train_s=res.elapsed, cfg=cfg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--minutes", type=float, default=5.0, help="budget per model (default 5)")
+    p.add_argument("--clock", choices=("wall", "process"), default="wall")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    threads = torch.get_num_threads()
+    peak, how = cpu_peak_flops(threads)
+    print(f"device: cpu ({platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__})")
+    print(f"estimated peak: {peak / 1e9:.0f} GFLOP/s = {how}")
+    print(f"budget: {args.minutes:g} min of {'wall-clock time' if args.clock == 'wall' else 'CPU time of this process'}"
+          f" per model, back to back")
+    tok, train_ids, val_ids = scoreboard.wiki_char_data()
+    cfg0, st0 = preset(tok.vocab_size, "cpu")
+    cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu")
+    common = dict(minutes=args.minutes, clock=args.clock, seed=args.seed)
+    base = run("notebook 08 preset", cfg0, replace(st0, **common), train_ids, val_ids, args.seed)
+    new = run("modern recipe", cfg1, replace(st1, **common), train_ids, val_ids, args.seed, keep_best=True)
+    ratio = new["val"] / base["val"]
+    verdict = "met" if ratio <= TARGET else "NOT met"
+    print(f"modern / preset validation loss: {ratio:.3f}x (target <= {TARGET}: {verdict})")
+    # wall clock: tokens per second against the peak of `threads` cores; process clock: tokens per CPU-second
+    # (one core busy for one second) against the peak of one core.
+    per = peak if args.clock == "wall" else cpu_peak_flops(1)[0]
+    unit = "tokens/s" if args.clock == "wall" else "tokens per CPU-second"
+    for name, r in (("notebook 08 preset", base), ("modern recipe", new)):
+        tps = r["tokens"] / r["train_s"]          # train_s: the budget's clock, evaluations during training included
+        flops = tps * train_flops_per_token(r["cfg"])
+        print(f"  {name}: {tps:,.0f} {unit}, {train_flops_per_token(r['cfg']) / 1e6:.2f} MFLOP per token -> "
+              f"{flops / 1e9:.2f} GFLOP/s = {flops / per:.1%} of the estimated peak "
+              f"({per / 1e9:.0f} GFLOP/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

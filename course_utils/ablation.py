@@ -1,0 +1,240 @@
+"""The ablation of notebook 15: each modern change alone, then together, against notebook 08's preset.
+
+    python -m course_utils.ablation                 # the full table -> data/ablation_modern.csv (about 15 CPU min)
+    python -m course_utils.ablation --quick         # tiny runs of a few seconds (a smoke test), not stored
+
+Every run trains notebook 08's CPU preset (``train.preset``) with one change, for the same budget of **CPU time
+of this process** (``time.process_time``, ``TrainSettings(clock="process")``) with PyTorch fixed to one thread, so
+that runs are compared at equal compute even when other programs share the machine (wall-clock budgets are not
+fair on a busy machine: a run that happens to share the CPU gets fewer steps). Each run is then scored with
+``train.evaluate`` on the whole validation split of the scoreboard (``scoreboard.wiki_char_data``), in nats and
+bits per character (bits = nats / ln 2). Every configuration runs with several seeds (model initialisation and
+batch order), so the table shows the spread.
+
+Phases: (1) the baseline and each change alone; (2) "all": every change together (SwiGLU as the feed-forward);
+(3) "recipe": the changes that helped alone by more than the seed spread, together.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from . import runtime, scoreboard
+from .model import MiniGPT
+from .train import evaluate, preset, train
+
+CSV_PATH = Path(__file__).resolve().parent.parent / "data" / "ablation_modern.csv"
+
+# name: (GPTConfig changes, TrainSettings changes, what it is)
+CHANGES: dict[str, tuple[dict, dict, str]] = {
+    "rope": (dict(pos="rope"), {}, "rotary position embeddings instead of learned positions"),
+    "rmsnorm": (dict(norm="rmsnorm"), {}, "RMSNorm instead of LayerNorm"),
+    "swiglu": (dict(mlp="swiglu"), {}, "SwiGLU feed-forward (hidden 8d/3, same parameters)"),
+    "relu2": (dict(mlp="relu2"), {}, "ReLU^2 feed-forward"),
+    "qk_norm": (dict(qk_norm=True), {}, "RMS/LayerNorm on queries and keys"),
+    "untied": (dict(tied=False), {}, "an output layer of its own"),
+    "zero_init": (dict(zero_init=True), {}, "output projections start at zero"),
+    "gqa": (dict(n_kv_heads=2), {}, "grouped-query attention, 4 query heads share 2 key/value heads"),
+    "no_bias": (dict(bias=False), {}, "no biases in the linear layers"),
+    "wsd": ({}, dict(schedule="wsd", cooldown=0.3), "warm-up-stable-decay schedule (last 30% decays)"),
+    "muon": ({}, dict(optimizer="muon", muon_lr=0.05), "Muon for the blocks' matrices, AdamW for the rest"),
+}
+FIELDS = ["run", "changes", "seed", "budget_cpu_s", "threads", "steps", "tokens", "cpu_s", "wall_s", "params",
+          "eval_stride", "val_nats", "val_bits"]
+
+
+def combine(names: list[str]) -> tuple[dict, dict]:
+    """The GPTConfig and TrainSettings changes of several named changes together."""
+    cfg, st = {}, {}
+    for n in names:
+        if n not in CHANGES:
+            raise ValueError(f"unknown change {n!r}; known: {', '.join(CHANGES)}")
+        cfg.update(CHANGES[n][0])
+        st.update(CHANGES[n][1])
+    return cfg, st
+
+
+def run_one(run: str, names: list[str], seed: int, cpu_seconds: float, val_ids: torch.Tensor | None = None,
+            threads: int = 1, stride: int | None = None) -> dict:
+    """Train the preset with the named changes for ``cpu_seconds`` of process CPU time; score it. One CSV row.
+
+    stride: of the scoring windows (``train.evaluate``); None = block_size: consecutive windows of block_size
+    characters, every character scored once (half as much work as the scoreboard's half-overlapping windows)."""
+    tok, train_ids, full_val = scoreboard.wiki_char_data()
+    val_ids = full_val if val_ids is None else val_ids
+    base_cfg, base_st = preset(tok.vocab_size, "cpu")
+    cfg_ch, st_ch = combine(names)
+    cfg = replace(base_cfg, **cfg_ch)
+    st = replace(base_st, **st_ch, minutes=cpu_seconds / 60, clock="process", seed=seed, eval_interval=None,
+                 eval_seconds=None)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        runtime.seed_everything(seed)
+        model = MiniGPT(cfg)
+        c0, w0 = time.process_time(), time.perf_counter()
+        res = train(model, train_ids, val_ids, st, device="cpu", progress=False)
+        cpu_s, wall_s = time.process_time() - c0, time.perf_counter() - w0
+        stride = stride or cfg.block_size
+        val = evaluate(res.model, val_ids, "cpu", stride=stride)
+    finally:
+        torch.set_num_threads(before)
+    return dict(run=run, changes="+".join(names) or "-", seed=seed, budget_cpu_s=cpu_seconds, threads=threads,
+                steps=res.step, tokens=res.step * st.batch_size * cfg.block_size, cpu_s=round(cpu_s, 1),
+                wall_s=round(wall_s, 1), params=model.num_params(), eval_stride=stride, val_nats=round(val, 5),
+                val_bits=round(val / math.log(2), 5))
+
+
+def read_csv(path: str | Path = CSV_PATH) -> list[dict]:
+    """The rows of an ablation CSV, numbers converted."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    for r in rows:
+        for k in ("seed", "threads", "steps", "tokens", "params", "eval_stride"):
+            r[k] = int(r[k])
+        for k in ("budget_cpu_s", "cpu_s", "wall_s", "val_nats", "val_bits"):
+            r[k] = float(r[k])
+    return rows
+
+
+def summarise(rows: list[dict], baseline: str = "baseline") -> list[dict]:
+    """One row per run name: mean bits/char over seeds, the spread (max - min), the change against the baseline's
+    mean, and a verdict: 'helps' / 'hurts' when the difference is larger than the two spreads' mean, else 'noise'."""
+    by: dict[str, list[dict]] = {}
+    for r in rows:
+        by.setdefault(r["run"], []).append(r)
+    if baseline not in by:
+        raise ValueError(f"no {baseline!r} rows in the ablation table")
+    base = [r["val_bits"] for r in by[baseline]]
+    b_mean, b_spread = statistics.fmean(base), max(base) - min(base)
+    out = []
+    for name, rs in by.items():
+        v = [r["val_bits"] for r in rs]
+        mean, spread = statistics.fmean(v), max(v) - min(v)
+        delta = mean - b_mean
+        noise = (spread + b_spread) / 2
+        verdict = "-" if name == baseline else ("helps" if delta < -noise else "hurts" if delta > noise else "noise")
+        out.append(dict(run=name, changes=rs[0]["changes"], seeds=len(rs),
+                        steps=statistics.fmean(r["steps"] for r in rs),
+                        params=rs[0]["params"], bits=mean, spread=spread, delta=delta, ratio=mean / b_mean,
+                        verdict=verdict))
+    return out
+
+
+def helpful(summary: list[dict]) -> list[str]:
+    """The single changes whose verdict is 'helps' (of SwiGLU and ReLU^2 only the better one)."""
+    good = {r["run"]: r for r in summary if r["verdict"] == "helps" and r["run"] in CHANGES}
+    if "swiglu" in good and "relu2" in good:
+        del good["relu2" if good["swiglu"]["bits"] <= good["relu2"]["bits"] else "swiglu"]
+    return [n for n in CHANGES if n in good]
+
+
+def table(summary: list[dict]) -> str:
+    """The summary as a markdown table (bits per character, lower is better)."""
+    lines = ["| run | changes | seeds | steps | params | bits/char (mean) | spread | vs baseline | verdict |",
+             "|---|---|--:|--:|--:|--:|--:|--:|---|"]
+    for r in summary:
+        lines.append(f"| {r['run']} | {r['changes']} | {r['seeds']} | {r['steps']:.0f} | {r['params']:,} | "
+                     f"{r['bits']:.4f} | {r['spread']:.4f} | {r['delta']:+.4f} ({r['ratio']:.3f}x) | {r['verdict']} |")
+    return "\n".join(lines)
+
+
+def run_ablation(cpu_seconds: float, seeds: list[int], out: Path | None, val_ids: torch.Tensor | None = None,
+                 log=print, only: list[str] | None = None, baseline: bool = True,
+                 combos: dict[str, list[str]] | None = None, auto: bool = True) -> list[dict]:
+    """Run the phases (see the module docstring) and return the CSV rows; ``out`` is rewritten after every run.
+    only: the single changes to run (None = all); combos: extra named runs {name: [changes]};
+    auto: add the runs "all" and "recipe" (only when every single change ran)."""
+    rows: list[dict] = []
+
+    def write() -> None:
+        if out is not None:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            tmp = out.with_suffix(".tmp")
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, fieldnames=FIELDS)
+                w.writeheader()
+                w.writerows(rows)
+            tmp.replace(out)
+
+    def do(run: str, names: list[str]) -> None:
+        for seed in seeds:
+            r = run_one(run, names, seed, cpu_seconds, val_ids)
+            rows.append(r)
+            write()
+            log(f"{run:10s} seed {seed}: {r['steps']:5d} steps in {r['cpu_s']:.0f} CPU s ({r['wall_s']:.0f} s wall), "
+                f"{r['val_nats']:.4f} nats/char = {r['val_bits']:.4f} bits/char")
+
+    singles = list(CHANGES) if only is None else list(only)      # in the order asked for
+    if baseline:
+        do("baseline", [])
+    for n in singles:
+        do(n, [n])
+    for name, names in (combos or {}).items():
+        do(name, names)
+    if only is None and auto:
+        do("all", [n for n in CHANGES if n != "relu2"])
+        chosen = helpful(summarise(rows))
+        log(f"changes that helped alone: {', '.join(chosen) or 'none'}")
+        if chosen and chosen != [n for n in CHANGES if n != "relu2"]:
+            do("recipe", chosen)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m course_utils.ablation", description=__doc__.splitlines()[0])
+    p.add_argument("--cpu-seconds", type=float, default=None,
+                   help="training budget per run in CPU seconds of this process (default 20; quick: 2)")
+    p.add_argument("--seeds", type=int, default=2, help="seeds per configuration (at least 2 to see the spread)")
+    p.add_argument("--quick", action="store_true", help="tiny runs scored on a slice of the validation split; "
+                                                        "nothing is stored unless --out is given")
+    p.add_argument("--only", nargs="*", default=None, help="run only these changes (and the baseline)")
+    p.add_argument("--seed-list", type=int, nargs="+", default=None, help="exactly these seeds (instead of --seeds)")
+    p.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
+    p.add_argument("--combo", action="append", default=[], metavar="NAME=A+B",
+                   help="an extra run with several changes together, e.g. recipe=rope+muon")
+    p.add_argument("--no-auto", action="store_true", help="skip the automatic 'all' and 'recipe' runs")
+    p.add_argument("--out", default=None, help=f"CSV to write (default: {CSV_PATH.relative_to(CSV_PATH.parents[1])}"
+                                               " in full mode)")
+    args = p.parse_args(argv)
+    if args.seeds < 1:
+        p.error("--seeds should be >= 1")
+    if args.only is not None and (bad := [n for n in args.only if n not in CHANGES]):
+        p.error(f"unknown change(s) {', '.join(bad)}; known: {', '.join(CHANGES)}")
+    combos = {}
+    for spec in args.combo:
+        name, _, names = spec.partition("=")
+        parts = [n for n in names.split("+") if n]
+        if not name or not parts or (bad := [n for n in parts if n not in CHANGES]):
+            p.error(f"--combo {spec!r}: give NAME=CHANGE+CHANGE with changes from {', '.join(CHANGES)}")
+        combos[name] = parts
+    seeds = args.seed_list if args.seed_list is not None else list(range(args.seeds))
+    quick = args.quick
+    cpu_s = args.cpu_seconds or (2.0 if quick else 20.0)
+    out = Path(args.out) if args.out else (None if quick else CSV_PATH)
+    tok, _, val = scoreboard.wiki_char_data()
+    val_ids = val[:20_000] if quick else None
+    print(f"ablation: {cpu_s:g} CPU s per run, 1 thread, seeds {seeds}, "
+          f"scored on {'the first 20,000 characters of ' if quick else ''}the validation split "
+          f"({len(val_ids) if val_ids is not None else len(val):,} characters)", flush=True)
+    rows = run_ablation(cpu_s, seeds, out, val_ids, log=lambda m: print(m, flush=True), only=args.only,
+                        baseline=not args.no_baseline, combos=combos, auto=not args.no_auto)
+    print()
+    if any(r["run"] == "baseline" for r in rows):
+        print(table(summarise(rows)))
+    if out is not None:
+        print(f"\nwritten: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The modern recipe as a preset of the training command (notebook 15): ``python -m course_utils.train --recipe
+modern``.
+
+* :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), and the dropout
+  and weight decay chosen from the number of training tokens per parameter (:func:`regularisation`).
+* :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
+  ``restore()`` puts them back at the end, so the final model is never one that got worse.
+* :func:`train_flops_per_token`, :func:`cpu_peak_flops` -- the arithmetic of training and the CPU's peak, for the
+  share of the peak that training reaches (model FLOPs utilisation).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from dataclasses import replace
+
+import torch
+
+from .model import GPTConfig
+from .train import TrainSettings, preset
+
+# The changes of the recipe (names of course_utils.ablation.CHANGES), chosen from the stored ablation table.
+RECIPE = ("rope", "rmsnorm", "swiglu", "untied", "zero_init", "no_bias", "wsd", "muon")
+
+
+def regularisation(train_tokens: int, n_params: int) -> tuple[float, float]:
+    """(dropout, weight decay) from the training tokens per parameter r = train_tokens / n_params.
+
+    A text with many tokens per parameter is hardly repeated in a short run: no dropout. A small text is seen
+    many times and the model starts to memorise it: dropout and stronger weight decay. Thresholds:
+    r >= 3: (0.0, 0.1); 1 <= r < 3: (0.1, 0.1); r < 1: (0.2, 0.2).
+    """
+    if train_tokens < 1 or n_params < 1:
+        raise ValueError(f"train_tokens and n_params should be positive, got {train_tokens}, {n_params}")
+    r = train_tokens / n_params
+    if r >= 3:
+        return 0.0, 0.1
+    if r >= 1:
+        return 0.1, 0.1
+    return 0.2, 0.2
+
+
+def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu"
+                  ) -> tuple[GPTConfig, TrainSettings]:
+    """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens``."""
+    from .ablation import combine
+    from .modern import param_count
+
+    cfg, st = preset(vocab_size, device)
+    cfg_ch, st_ch = combine(list(RECIPE))
+    cfg = replace(cfg, **cfg_ch)
+    st = replace(st, **st_ch, eval_batches=max(st.eval_batches, 8))
+    dropout, wd = regularisation(train_tokens, param_count(cfg))
+    return replace(cfg, dropout=dropout), replace(st, weight_decay=wd)
+
+
+class KeepBest:
+    """``train(..., callback=KeepBest(model))``: after each evaluation, copy the weights if the validation loss is
+    the lowest so far. ``restore()`` loads the best copy into the model and returns (best loss, its step)."""
+
+    def __init__(self, model: torch.nn.Module, chain=None):
+        self.model, self.chain = model, chain
+        self.best, self.step, self.state = float("inf"), None, None
+
+    def __call__(self, history: dict) -> None:
+        loss = history["val"][-1]
+        if loss < self.best:
+            self.best, self.step = loss, history["val_step"][-1]
+            self.state = copy.deepcopy(self.model.state_dict())
+        if self.chain is not None:
+            self.chain(history)
+
+    def restore(self) -> tuple[float, int | None]:
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
+        return self.best, self.step
+
+
+def train_flops_per_token(cfg: GPTConfig) -> float:
+    """Training FLOPs per token, 6 N + 6 L T d (Kaplan et al. 2020): N = the weights used in matrix products per
+    token (the blocks' matrices and the output layer), plus the attention scores and weighted sums over a
+    context of T = block_size. Muon's Newton-Schulz iterations are not counted (the usual model FLOPs)."""
+    from .modern import param_count
+
+    d, L, V = cfg.d_model, cfg.n_layers, cfg.vocab_size
+    emb = V * d + (cfg.block_size * d if cfg.pos == "learned" else 0)
+    n = param_count(cfg) - emb + (V * d if cfg.tied else 0)       # the output layer is a matrix product
+    return 6.0 * n + 6.0 * L * cfg.block_size * d
+
+
+def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
+    """Estimated fp32 peak FLOP/s of ``threads`` cores of this CPU, and how it was estimated.
+
+    peak = cores x clock x FLOPs per cycle: 32 with AVX2 and FMA (two 8-wide FMA units), 64 with AVX-512, else 8.
+    The clock is the largest 'cpu MHz' in /proc/cpuinfo (the base clock on most virtual machines), else 2.5 GHz.
+    """
+    threads = threads or torch.get_num_threads()
+    flags, mhz = "", 0.0
+    try:
+        info = open("/proc/cpuinfo").read()
+        m = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
+        flags = m.group(1) if m else ""
+        mhz = max((float(x) for x in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M)), default=0.0)
+    except OSError:
+        pass
+    per_cycle = 64 if "avx512f" in flags else 32 if ("avx2" in flags and "fma" in flags) else 8
+    ghz = mhz / 1000 if mhz else 2.5
+    cores = min(threads, os.cpu_count() or threads)
+    how = (f"{cores} core(s) x {ghz:.2f} GHz x {per_cycle} fp32 FLOPs/cycle "
+           f"({'AVX-512' if per_cycle == 64 else 'AVX2+FMA' if per_cycle == 32 else 'no AVX2/FMA found'})")
+    return cores * ghz * 1e9 * per_cycle, how

@@ -1,0 +1,143 @@
+"""course_utils.ablation and course_utils.recipe: the ablation runs and summarises, the stored table is complete,
+the recipe preset adapts to the text, KeepBest keeps the best weights, `--recipe modern` trains from the command
+line."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_utils import ablation, recipe
+from course_utils.ablation import CHANGES, combine, helpful, read_csv, summarise
+from course_utils.data import small_corpus
+from course_utils.model import GPTConfig, MiniGPT
+from course_utils.modern import param_count
+from course_utils.train import main, preset
+
+
+def _rows(values: dict[str, list[float]]) -> list[dict]:
+    return [dict(run=name, changes=name, seed=i, steps=10, params=1, val_bits=v)
+            for name, vs in values.items() for i, v in enumerate(vs)]
+
+
+def test_summary_verdicts_use_the_seed_spread():
+    s = {r["run"]: r for r in summarise(_rows({"baseline": [3.00, 3.02], "rope": [2.90, 2.91],
+                                               "gqa": [3.02, 3.00], "wsd": [3.10, 3.12], "swiglu": [2.95, 2.96],
+                                               "relu2": [2.93, 2.94]}))}
+    assert s["baseline"]["verdict"] == "-" and s["baseline"]["spread"] == pytest.approx(0.02)
+    assert s["rope"]["verdict"] == "helps" and s["rope"]["delta"] == pytest.approx(-0.105)
+    assert s["gqa"]["verdict"] == "noise"
+    assert s["wsd"]["verdict"] == "hurts"
+    assert helpful(list(s.values())) == ["rope", "relu2"]          # of SwiGLU and ReLU^2 only the better one
+    with pytest.raises(ValueError, match="baseline"):
+        summarise(_rows({"rope": [1.0]}))
+    assert "| rope |" in ablation.table(list(s.values()))
+
+
+def test_combine_and_unknown_change():
+    cfg, st = combine(["rope", "muon", "wsd"])
+    assert cfg == {"pos": "rope"} and st["optimizer"] == "muon" and st["schedule"] == "wsd"
+    with pytest.raises(ValueError, match="unknown change 'alibi'"):
+        combine(["alibi"])
+    for cfg_ch, _, what in CHANGES.values():    # every change builds a valid model and settings
+        assert what
+        GPTConfig(vocab_size=10, **cfg_ch)
+
+
+def test_a_tiny_ablation_run(tmp_path):
+    from course_utils import scoreboard
+    _, _, val = scoreboard.wiki_char_data()
+    rows = ablation.run_ablation(0.5, [0], tmp_path / "a.csv", val_ids=val[:3000], only=["zero_init"],
+                                 combos={"both": ["zero_init", "wsd"]}, log=lambda m: None)
+    assert [r["run"] for r in rows] == ["baseline", "zero_init", "both"]
+    back = read_csv(tmp_path / "a.csv")
+    assert [r["run"] for r in back] == ["baseline", "zero_init", "both"]
+    for r in back:
+        assert r["steps"] >= 1 and r["budget_cpu_s"] == 0.5 and r["eval_stride"] == 64
+        assert r["val_bits"] == pytest.approx(r["val_nats"] / math.log(2), abs=1e-4)
+
+
+def test_command_line_errors(capsys):
+    with pytest.raises(SystemExit):
+        ablation.main(["--quick", "--only", "alibi"])
+    assert "unknown change" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        ablation.main(["--quick", "--combo", "x=rope+nothing"])
+    assert "--combo" in capsys.readouterr().err
+
+
+def test_the_stored_table_is_complete():
+    rows = read_csv()
+    runs = {r["run"] for r in rows}
+    assert {"baseline", "recipe"} <= runs
+    for name in runs:
+        seeds = {r["seed"] for r in rows if r["run"] == name}
+        assert len(seeds) >= 2, name                                      # the spread needs two seeds
+    assert len({(r["budget_cpu_s"], r["threads"], r["eval_stride"]) for r in rows}) == 1   # one protocol
+    _, _, val = __import__("course_utils.scoreboard", fromlist=["x"]).wiki_char_data()
+    for r in rows:
+        assert 0 < r["val_bits"] < math.log2(96) and r["val_nats"] == pytest.approx(r["val_bits"] * math.log(2),
+                                                                                    abs=1e-4)
+
+
+# ---- the recipe -----------------------------------------------------------------------------------------------
+
+def test_regularisation_by_tokens_per_parameter():
+    assert recipe.regularisation(3_000_000, 1_000_000) == (0.0, 0.1)
+    assert recipe.regularisation(1_500_000, 1_000_000) == (0.1, 0.1)
+    assert recipe.regularisation(500_000, 1_000_000) == (0.2, 0.2)
+    with pytest.raises(ValueError, match="positive"):
+        recipe.regularisation(0, 10)
+
+
+def test_modern_preset_has_the_recipe_and_adapts():
+    big_cfg, big_st = recipe.modern_preset(96, 3_000_000)
+    small_cfg, small_st = recipe.modern_preset(96, 200_000)
+    base, _ = preset(96)
+    assert (big_cfg.d_model, big_cfg.n_layers, big_cfg.block_size) == (base.d_model, base.n_layers, base.block_size)
+    cfg_ch, st_ch = combine(list(recipe.RECIPE))
+    for k, v in cfg_ch.items():
+        assert getattr(big_cfg, k) == v
+    for k, v in st_ch.items():
+        assert getattr(big_st, k) == v
+    assert big_cfg.dropout == 0.0 and small_cfg.dropout == 0.2 and small_st.weight_decay == 0.2
+
+
+def test_keep_best_restores_the_best_weights():
+    torch.manual_seed(0)
+    m = torch.nn.Linear(2, 2)
+    keep = recipe.KeepBest(m)
+    keep({"val": [2.0], "val_step": [10]})
+    best = {k: v.clone() for k, v in m.state_dict().items()}
+    with torch.no_grad():
+        m.weight.add_(1.0)
+    keep({"val": [2.0, 2.5], "val_step": [10, 20]})            # worse: not kept
+    assert keep.restore() == (2.0, 10)
+    for k, v in m.state_dict().items():
+        assert torch.equal(v, best[k])
+
+
+def test_flops_per_token_and_peak():
+    cfg, _ = preset(96)
+    n_matmul = 4 * (4 * 128 * 128 + 8 * 128 * 128) + 96 * 128
+    assert recipe.train_flops_per_token(cfg) == pytest.approx(6 * n_matmul + 6 * 4 * 64 * 128, rel=0.01)
+    peak, how = recipe.cpu_peak_flops(1)
+    assert peak > 1e9 and "GHz" in how
+    assert param_count(cfg) == MiniGPT(cfg).num_params()
+
+
+def test_command_line_recipe_modern(tmp_path, capsys):
+    text = tmp_path / "t.txt"
+    text.write_text((small_corpus("animals") + "\n") * 40)
+    out = tmp_path / "c.pt"
+    assert main(["--text", str(text), "--minutes", "0.05", "--out", str(out), "--recipe", "modern",
+                 "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "recipe modern" in printed and "dropout 0.2" in printed and out.exists()
+    from course_utils.checkpoint import load_model
+    model, tok, state = load_model(out)
+    assert model.config.pos == "rope" and model.config.mlp == "swiglu" and not model.config.tied
+    with pytest.raises(SystemExit):
+        main(["--text", str(text), "--minutes", "1", "--recipe", "llama"])

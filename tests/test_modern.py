@@ -1,0 +1,282 @@
+"""course_utils.modern: every option of notebook 15 against a reference, the default config is exactly notebook 08's
+model, clear errors for combinations that do not make sense, Muon's Newton-Schulz against an SVD, the WSD schedule."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import replace
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import modern
+from course_utils.data import small_corpus
+from course_utils.generation import generate
+from course_utils.model import GPTConfig, MiniGPT, gpt_param_count
+from course_utils.modern import ReLU2, RMSNorm, SwiGLU, newton_schulz, param_count, swiglu_hidden, wsd_lr
+from course_utils.positional import apply_rope
+from course_utils.tokenizers import CharTokenizer
+from course_utils.train import TrainSettings, lr_at, make_optimizer, preset, train
+
+SMALL = dict(vocab_size=11, block_size=16, d_model=32, n_heads=4, n_layers=2)
+OPTIONS = [dict(pos="rope"), dict(norm="rmsnorm"), dict(mlp="swiglu"), dict(mlp="relu2"), dict(qk_norm=True),
+           dict(tied=False), dict(zero_init=True), dict(n_kv_heads=2), dict(n_kv_heads=1), dict(bias=False),
+           dict(pos="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True, tied=False, zero_init=True, n_kv_heads=2,
+                bias=False)]
+
+
+def _fingerprint(model: MiniGPT) -> str:
+    h = hashlib.sha256()
+    for k, v in model.state_dict().items():
+        h.update(k.encode())
+        h.update(v.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+# ---- the default config is today's model --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("cfg, n, fp, loss", [
+    (preset(96, "cpu")[0], 813_824, "c0ca98f87fac3591", 3.552037239074707),
+    (GPTConfig(**SMALL), 26_336, "3aaeafcd4b4ab695", 2.0504467487335205)])
+def test_default_config_is_exactly_notebook_08s_model(cfg, n, fp, loss):
+    # fingerprints and losses recorded from the model code before notebook 15's options existed
+    torch.manual_seed(0)
+    m = MiniGPT(cfg)
+    assert not modern.is_modern(cfg)
+    assert m.num_params() == n == gpt_param_count(cfg.vocab_size, cfg.block_size, cfg.d_model, cfg.n_layers)
+    assert _fingerprint(m) == fp                       # same parameters, same names, same initial values
+    x = torch.arange(16).view(1, 16) % cfg.vocab_size
+    assert m(x, x)[1].item() == pytest.approx(loss, abs=1e-6)
+    assert m.lm_head is None and m.pos_emb is not None
+
+
+def test_default_settings_train_as_notebook_08():
+    s = TrainSettings(max_steps=100, lr=1e-3, warmup_steps=10)
+    assert (s.schedule, s.optimizer, s.clock) == ("cosine", "adamw", "wall")
+    m = MiniGPT(GPTConfig(**SMALL))
+    assert type(make_optimizer(m, s)) is torch.optim.AdamW
+
+
+# ---- each option ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("opts", OPTIONS, ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()))
+def test_each_option_builds_counts_and_generates_with_the_cache(opts):
+    cfg = GPTConfig(**SMALL, **opts)
+    assert modern.is_modern(cfg)
+    torch.manual_seed(0)
+    m = MiniGPT(cfg)
+    assert m.num_params() == param_count(cfg)
+    x = torch.randint(0, 11, (2, 16))
+    logits, loss = m(x, x)
+    assert logits.shape == (2, 16, 11) and math.isfinite(loss.item())
+    loss.backward()
+    # the cache gives the same logits as the whole window
+    m.eval()
+    cache = [{} for _ in m.blocks]
+    first, _ = m(x[:, :10], cache=cache)
+    rest = [m(x[:, t:t + 1], cache=cache)[0] for t in range(10, 16)]
+    full, _ = m(x)
+    torch.testing.assert_close(torch.cat([first, *rest], dim=1), full, atol=1e-5, rtol=1e-4)
+    out = generate(m, x[:, :4], 8, greedy=True)
+    assert out.shape == (2, 12)
+
+
+def test_default_param_count_formula_agrees_with_notebook_08s():
+    cfg = GPTConfig(**SMALL)
+    assert param_count(cfg) == gpt_param_count(11, 16, 32, 2)
+
+
+def test_rmsnorm_equals_torch():
+    x = torch.randn(3, 5, 16) * 3 + 1
+    ref = torch.nn.RMSNorm(16, eps=1e-6)
+    with torch.no_grad():
+        ref.weight.copy_(torch.rand(16) + 0.5)
+    for fast in (False, True):
+        mine = RMSNorm(16, eps=1e-6, fast=fast)
+        mine.load_state_dict(ref.state_dict())
+        torch.testing.assert_close(mine(x), ref(x))
+    with pytest.raises(ValueError, match=r"RMSNorm expects \(\.\.\., 16\)"):
+        RMSNorm(16)(torch.randn(2, 8))
+
+
+def test_swiglu_has_the_parameters_of_the_gelu_layer_and_computes_its_formula():
+    for d in (32, 48, 128, 384):
+        h = swiglu_hidden(d)
+        assert abs(3 * d * h - 8 * d * d) <= 1.5 * d        # equal weights up to rounding h to an integer
+    f = SwiGLU(32, bias=False)
+    gelu = sum(p.numel() for p in torch.nn.Linear(32, 128, bias=False).parameters()) * 2
+    assert abs(sum(p.numel() for p in f.parameters()) - gelu) / gelu < 0.01
+    x = torch.randn(2, 3, 32)
+    want = (F.silu(x @ f.w1.weight.T) * (x @ f.w3.weight.T)) @ f.w2.weight.T
+    torch.testing.assert_close(f(x), want)
+    r = ReLU2(32, bias=False)
+    torch.testing.assert_close(r(x), (torch.relu(x @ r.w1.weight.T) ** 2) @ r.w2.weight.T)
+
+
+def test_rope_option_reuses_notebook_06s_rotation():
+    cfg = GPTConfig(**SMALL, pos="rope")
+    torch.manual_seed(0)
+    m = MiniGPT(cfg).eval()
+    a = m.blocks[0].attn
+    x = torch.randn(1, 6, 32)
+    q = a.w_q(x).view(1, 6, 4, 8).transpose(1, 2)
+    k = a.w_k(x).view(1, 6, 4, 8).transpose(1, 2)
+    v = a.w_v(x).view(1, 6, 4, 8).transpose(1, 2)
+    out = F.scaled_dot_product_attention(apply_rope(q), apply_rope(k), v, is_causal=True)
+    torch.testing.assert_close(a(x), a.w_o(out.transpose(1, 2).reshape(1, 6, 32)))
+    assert m.pos_emb is None
+
+
+def test_gqa_equals_attention_with_repeated_key_value_heads():
+    cfg = GPTConfig(**SMALL, n_kv_heads=2)
+    torch.manual_seed(0)
+    a = MiniGPT(cfg).blocks[0].attn
+    assert a.w_k.weight.shape == (16, 32)               # 2 key heads of size 8
+    x = torch.randn(2, 5, 32)
+    q = a.w_q(x).view(2, 5, 4, 8).transpose(1, 2)
+    k = a.w_k(x).view(2, 5, 2, 8).transpose(1, 2).repeat_interleave(2, dim=1)   # heads 0,1 share key head 0
+    v = a.w_v(x).view(2, 5, 2, 8).transpose(1, 2).repeat_interleave(2, dim=1)
+    out = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+    torch.testing.assert_close(a(x), a.w_o(out.transpose(1, 2).reshape(2, 5, 32)))
+
+
+def test_qk_norm_bounds_the_scores():
+    cfg = GPTConfig(**SMALL, qk_norm=True, norm="rmsnorm")
+    a = MiniGPT(cfg).blocks[0].attn
+    x = torch.randn(1, 4, 32) * 100
+    q = a.q_norm(a.w_q(x).view(1, 4, 4, 8))
+    assert torch.allclose(q.pow(2).mean(-1), torch.ones(1, 4, 4), atol=1e-3)   # unit RMS whatever the scale of x
+
+
+def test_untied_and_zero_init():
+    torch.manual_seed(0)
+    m = MiniGPT(GPTConfig(**SMALL, tied=False, zero_init=True))
+    assert m.lm_head.weight.shape == (11, 32) and m.lm_head.weight is not m.tok_emb.weight
+    for name, p in m.named_parameters():
+        if name.endswith(("attn.w_o.weight", "ffn.w2.weight", "lm_head.weight")):
+            assert torch.count_nonzero(p) == 0, name
+    x = torch.randint(0, 11, (1, 8))
+    logits, _ = m(x)
+    assert torch.count_nonzero(logits) == 0            # a zero output layer: uniform prediction, loss ln V
+    m2 = MiniGPT(GPTConfig(**SMALL, tied=False))
+    assert m2.num_params() == gpt_param_count(11, 16, 32, 2) + 11 * 32
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(pos="alibi"), "pos should be one of"),
+    (dict(norm="batchnorm"), "norm should be one of"),
+    (dict(mlp="geglu"), "mlp should be one of"),
+    (dict(n_kv_heads=3), "must divide n_heads=4"),
+    (dict(n_kv_heads=0), "positive int"),
+    (dict(pos="rope", d_model=36, n_heads=4), "must be even"),
+    (dict(d_model=30), "divisible by n_heads"),
+    (dict(qk_norm=True, fast=False), "keep fast=True"),
+    (dict(dropout=1.0), "dropout"),
+    (dict(vocab_size=0), "vocab_size"),
+])
+def test_config_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        GPTConfig(**{**SMALL, **kw})
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(schedule="linear"), "schedule should be one of"),
+    (dict(optimizer="sgd"), "optimizer should be one of"),
+    (dict(cooldown=0.0), "cooldown"),
+    (dict(optimizer="muon", muon_momentum=1.0), "muon_momentum"),
+    (dict(clock="cpu"), "clock should be"),
+])
+def test_settings_errors(kw, match):
+    with pytest.raises(ValueError, match=match):
+        TrainSettings(max_steps=10, **kw)
+
+
+# ---- Muon --------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(8, 8), (6, 10), (12, 5)])
+def test_newton_schulz_orthogonalises_like_the_svd(shape):
+    g = torch.Generator().manual_seed(0)
+    G = torch.randn(*shape, generator=g, dtype=torch.float64)
+    U, S, Vh = torch.linalg.svd(G, full_matrices=False)
+    polar = U @ Vh                                          # the exact orthogonalisation U V^T
+    # the cubic iteration converges to U V^T itself
+    exact = newton_schulz(G.double(), steps=60, coeffs=modern.NS_CUBIC)
+    torch.testing.assert_close(exact.double(), polar, atol=1e-4, rtol=0)
+    # Muon's quintic: 5 steps put every singular value near 1 with the same singular vectors
+    O = newton_schulz(G, steps=5).double()
+    s = torch.linalg.svdvals(O)
+    assert s.min() > 0.6 and s.max() < 1.25
+    torch.testing.assert_close(U.T @ O @ Vh.T, torch.diag(torch.diagonal(U.T @ O @ Vh.T)), atol=1e-4, rtol=0)
+    assert (O - polar).norm() / polar.norm() < 0.35
+    with pytest.raises(ValueError, match="matrix"):
+        newton_schulz(torch.randn(3))
+
+
+def test_muon_step_moves_each_matrix_by_an_orthogonal_update():
+    torch.manual_seed(0)
+    W = torch.nn.Parameter(torch.randn(6, 4))
+    b = torch.nn.Parameter(torch.randn(4))
+    opt = modern.Muon([{"params": [W], "muon": True}, {"params": [b]}], lr=0.1, momentum=0.0, betas=(0.9, 0.95))
+    W.grad, b.grad = torch.randn(6, 4), torch.randn(4)
+    before, gW = W.detach().clone(), W.grad.clone()
+    opt.step()
+    step = (before - W.detach()) / (0.1 * math.sqrt(6 / 4))
+    torch.testing.assert_close(step, newton_schulz(gW))
+    assert not torch.equal(b.detach(), torch.zeros(4))   # the vector took an AdamW step (tested below)
+    with pytest.raises(ValueError, match="only 2-D"):
+        modern.Muon([{"params": [b], "muon": True}])
+
+
+def test_muon_adamw_groups_match_torch_adamw():
+    torch.manual_seed(0)
+    p1 = torch.nn.Parameter(torch.randn(5, 3))
+    p2 = torch.nn.Parameter(p1.detach().clone())
+    mine = modern.Muon([{"params": [p1]}], lr=0.01, betas=(0.9, 0.95), weight_decay=0.1)
+    ref = torch.optim.AdamW([p2], lr=0.01, betas=(0.9, 0.95), weight_decay=0.1, eps=1e-8)
+    for _ in range(5):
+        g = torch.randn(5, 3)
+        p1.grad, p2.grad = g.clone(), g.clone()
+        mine.step()
+        ref.step()
+    torch.testing.assert_close(p1.detach(), p2.detach())
+
+
+def test_muon_settings_give_muon_groups_and_training_lowers_the_loss():
+    text = (small_corpus("animals") + " ") * 25
+    tok = CharTokenizer(text)
+    ids = torch.tensor(tok.encode(text))
+    tr, va = ids[:1400], ids[1400:]
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=16, d_model=32, n_heads=4, n_layers=2, pos="rope",
+                    norm="rmsnorm", tied=False, zero_init=True)
+    torch.manual_seed(0)
+    m = MiniGPT(cfg)
+    s = TrainSettings(max_steps=40, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=20, eval_batches=2,
+                      optimizer="muon", muon_lr=0.02, schedule="wsd")
+    opt = make_optimizer(m, s)
+    assert isinstance(opt, modern.Muon)
+    muon_params = {id(p) for g in opt.param_groups if g["muon"] for p in g["params"]}
+    names = {n for n, p in m.named_parameters() if id(p) in muon_params}
+    assert names and all(n.startswith("blocks.") and n.endswith("weight") for n in names)
+    assert "tok_emb.weight" not in names and "lm_head.weight" not in names
+    res = train(m, tr, va, s, progress=False)
+    assert res.val_loss < math.log(tok.vocab_size) - 0.7
+    lrs = res.history["lr"]
+    assert lrs[10] == pytest.approx(3e-3)                   # stable phase at the peak
+
+
+def test_wsd_schedule():
+    s = TrainSettings(max_steps=100, lr=1e-3, warmup_steps=10, min_lr_ratio=0.1, schedule="wsd", cooldown=0.2)
+    assert lr_at(0, 0.0, s) == pytest.approx(1e-4)
+    assert lr_at(50, 0.5, s) == pytest.approx(1e-3)
+    assert lr_at(80, 0.8, s) == pytest.approx(1e-3)
+    assert lr_at(90, 0.9, s) == pytest.approx(0.55e-3)
+    assert lr_at(100, 1.0, s) == pytest.approx(1e-4)
+    assert wsd_lr(5, 0.0, 1.0, 10, 0.0, 0.5) == pytest.approx(0.6)
+
+
+def test_process_clock_budget():
+    s = TrainSettings(minutes=0.001, clock="process")
+    assert modern.clock(s) is modern.time_process
+    assert modern.clock(replace(s, clock="wall")) is modern.time_wall
