@@ -238,7 +238,7 @@ def plot_pairs_pca(kv, pairs: Sequence[tuple[str, str]], ax=None, title: str | N
     xy = pca_2d(np.stack([kv[w] for w in words]))
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 5))
-    for i, (a, b) in enumerate(pairs):
+    for i in range(len(pairs)):
         (x0, y0), (x1, y1) = xy[2 * i], xy[2 * i + 1]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.7, "lw": 1.3})

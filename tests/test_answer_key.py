@@ -74,7 +74,7 @@ def test_answer_key_runs_and_every_check_passes(keys, name, monkeypatch):
     checked = [c for c in first if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
     copies = {c.source: c for c in again}
     for cell in checked:
-        assert _stream(copies[cell.source]) == _stream(cell), f"{name}: re-run after the answers changed:\n{cell.source}"
+        assert _stream(copies[cell.source]) == _stream(cell), f"{name}: the re-run changed:\n{cell.source}"
 
 
 def _stream(cell) -> str:

@@ -14,7 +14,6 @@ from .core import (
     as_tensor,
     call,
     diagnose,
-    expect_close,
     expect_shape,
 )
 
