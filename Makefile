@@ -48,6 +48,7 @@ solutions: setup
 
 execute: setup
 	@for nb in notebooks/[0-9][0-9]_*.ipynb; do echo "executing $$nb (full mode)"; \
+	  $(BIN)/python -m course_utils.notebook_meta "$$nb" && \
 	  COURSE_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=1800 "$$nb" || exit 1; done
 

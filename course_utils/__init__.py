@@ -30,6 +30,7 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
     answer_key   builds the instructors' answer key (`make solutions`)
+    notebook_meta  the stored kernelspec (`make execute` writes it); answer cells that shadow nothing
 """
 
 __version__ = "0.1.0"

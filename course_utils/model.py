@@ -78,6 +78,22 @@ class Block(nn.Module):
         return x + f if self.residual else f
 
 
+class PostNormBlock(nn.Module):
+    """The post-norm block of the 2017 transformer: h = LN1(x + attn(x)), then LN2(h + ffn(h)). (B, T, d) -> (B, T, d).
+
+    For notebook 07's comparison with the pre-norm :class:`Block` (same parameters, same count); not used by MiniGPT.
+    """
+
+    def __init__(self, d: int, n_heads: int):
+        super().__init__()
+        self.attn, self.ln1 = MultiHeadAttention(d, n_heads), LayerNorm(d)
+        self.ffn, self.ln2 = FeedForward(d), LayerNorm(d)
+
+    def forward(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
+        h = self.ln1(x + self.attn(x, causal=causal))
+        return self.ln2(h + self.ffn(h))
+
+
 def params_per_block(d: int, mult: int = 4) -> int:
     """Exact parameter count of one :class:`Block` of width d (with biases and LayerNorms).
 

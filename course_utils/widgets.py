@@ -9,7 +9,7 @@ from __future__ import annotations
 
 def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: int = 80, seed: int = 0,
                         top: int = 20):
-    """Sliders for the temperature and top-k over the model's next-token distribution after a prompt you type,
+    """Sliders for the temperature, top-k and top-p over the model's next-token distribution after a prompt you type,
     with a sampled continuation (notebook 09). Returns the widget; display it as the last line of a cell.
 
     The continuation is drawn with a generator seeded with ``seed``, so the same settings give the same text.
@@ -28,6 +28,7 @@ def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: 
     temperature = widgets.FloatLogSlider(value=1.0, base=10, min=-1.3, max=0.5, step=0.05,
                                          description="temperature", readout_format=".2f")
     top_k = widgets.IntSlider(value=V, min=1, max=V, description="top-k")
+    top_p = widgets.FloatSlider(value=1.0, min=0.05, max=1.0, step=0.05, description="top-p", readout_format=".2f")
     out = widgets.Output()
 
     def redraw(*_):
@@ -39,21 +40,24 @@ def generation_explorer(model, tokenizer, prompt: str = "The ", max_new_tokens: 
                 print(err)
                 return
             k = None if top_k.value >= V else top_k.value
-            probs = next_token_distribution(model, ids, temperature=temperature.value, top_k=k)
+            p = None if top_p.value >= 1.0 else top_p.value
+            probs = next_token_distribution(model, ids, temperature=temperature.value, top_k=k, top_p=p)
             fig, ax = plt.subplots(figsize=(8, 3))
             plot_token_distribution(probs, labels, top=top, ax=ax,
                                     title=f"Next token after {text.value[-30:]!r} "
-                                          f"(temperature {temperature.value:.2f}, top-k {top_k.value})")
+                                          f"(temperature {temperature.value:.2f}, top-k {top_k.value}, "
+                                          f"top-p {top_p.value:.2f})")
             display(fig)
             plt.close(fig)
             g = torch.Generator().manual_seed(seed)
-            cont = generate(model, ids[None], max_new_tokens, temperature=temperature.value, top_k=k, generator=g)
+            cont = generate(model, ids[None], max_new_tokens, temperature=temperature.value, top_k=k, top_p=p,
+                            generator=g)
             print("sample:", text.value + "|" + tokenizer.decode(cont[0, len(ids):].tolist()))
 
-    for w in (text, temperature, top_k):
+    for w in (text, temperature, top_k, top_p):
         w.observe(redraw, names="value")
     redraw()
-    return widgets.VBox([text, widgets.HBox([temperature, top_k]), out])
+    return widgets.VBox([text, widgets.HBox([temperature, top_k, top_p]), out])
 
 
 def softmax_explorer(scores, labels, values=None, query: str = "the query"):
@@ -235,3 +239,41 @@ def tokenizer_explorer(tokenizers: dict, text: str = "The cat sat on the mat."):
     box.observe(redraw, names="value")
     redraw()
     return widgets.VBox([box, out])
+
+
+class text_progress_bars:
+    """Inside ``with text_progress_bars():`` the ``tqdm.auto`` bars of ``course_utils.train`` are plain text bars,
+    redrawn at most every ``mininterval`` seconds on stdout.
+
+    A widget bar is stored in a notebook as the text of its first frame ("0% 0/300"), which is what GitHub and
+    other static renderers show; a text bar's last frame is what they show instead: the finished bar.
+    """
+
+    def __init__(self, mininterval: float = 10.0):
+        self.mininterval = mininterval
+
+    def __enter__(self):
+        import sys
+
+        import tqdm.auto
+        import tqdm.std
+
+        interval = self.mininterval
+
+        class TextBar(tqdm.std.tqdm):
+            def __init__(self, *args, **kwargs):
+                kwargs.setdefault("file", sys.stdout)
+                kwargs.setdefault("mininterval", interval)
+                kwargs.pop("dynamic_ncols", None)
+                kwargs.setdefault("ncols", 100)
+                super().__init__(*args, **kwargs)
+
+        self._saved = tqdm.auto.tqdm
+        tqdm.auto.tqdm = TextBar
+        return self
+
+    def __exit__(self, *exc):
+        import tqdm.auto
+
+        tqdm.auto.tqdm = self._saved
+        return False

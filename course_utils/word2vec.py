@@ -210,6 +210,23 @@ def pca_2d(vectors: np.ndarray) -> np.ndarray:
     return x @ vt[:2].T
 
 
+def _label_offsets(xy: np.ndarray, words: Sequence[str]) -> list[tuple[float, str]]:
+    """Vertical offsets (in points) that keep labels apart: a label whose box would overlap one placed before
+    it moves down (then up) in steps of one line, so crowded words stay readable."""
+    span = np.ptp(xy, axis=0) + 1e-12
+    unit = xy / span                                    # both axes in units of the plotted range
+    line, placed, out = 0.045, [], []
+    for (x, y), word in zip(unit, words, strict=True):
+        width = 0.018 * len(word)
+        for k in (0, -1, 1, -2, 2, -3, 3, -4, 4):
+            yy = y + k * line
+            if all(abs(yy - py) >= line or x + width < px or px + pw < x for px, py, pw in placed):
+                break
+        placed.append((x, yy, width))
+        out.append((k * 11.0, word))       # one line of 9-point text is about 11 points
+    return out
+
+
 def plot_pairs_pca(kv, pairs: Sequence[tuple[str, str]], ax=None, title: str | None = None, color: str = "tab:blue"):
     """PCA picture of word pairs (a, b) with an arrow from a to b for each pair: parallel arrows = analogies."""
     import matplotlib.pyplot as plt
@@ -221,13 +238,14 @@ def plot_pairs_pca(kv, pairs: Sequence[tuple[str, str]], ax=None, title: str | N
     xy = pca_2d(np.stack([kv[w] for w in words]))
     if ax is None:
         _, ax = plt.subplots(figsize=(6.5, 5))
-    for i, (a, b) in enumerate(pairs):
+    for i in range(len(pairs)):
         (x0, y0), (x1, y1) = xy[2 * i], xy[2 * i + 1]
         ax.annotate("", xy=(x1, y1), xytext=(x0, y0),
                     arrowprops={"arrowstyle": "->", "color": color, "alpha": 0.7, "lw": 1.3})
         ax.scatter([x0, x1], [y0, y1], color=["tab:gray", color], s=18, zorder=3)
-        ax.text(x0, y0, " " + a, fontsize=9, color="dimgray")
-        ax.text(x1, y1, " " + b, fontsize=9, color=color)
+    for (x, y), (dy, word), i in zip(xy, _label_offsets(xy, words), range(len(words)), strict=True):
+        ax.annotate(word, (x, y), xytext=(4, dy), textcoords="offset points", fontsize=9, va="center",
+                    color="dimgray" if i % 2 == 0 else color)
     ax.set_xlabel("principal component 1")
     ax.set_ylabel("principal component 2")
     ax.set_title(title or "Word pairs in 2-D (PCA); arrows go from first to second word")

@@ -7,36 +7,43 @@ import math
 import torch
 from helpers import assert_incorrect
 
-from course_utils.exercises import load
+from course_utils.exercises import ____, load
 
 ex = load("03")
 
 
+def test_q1_reference_passes_and_blank_is_not_attempted():
+    assert ex.q1.evaluate(ex.q1.reference()).passed
+    assert ex.q1.evaluate(lambda w, g: ____).status == "not attempted"
+
+
 def test_q1_mistakes():
-    def naive(x):
-        return torch.exp(x) / torch.exp(x).sum(-1, keepdim=True)
+    def direct_path_only(w, g):
+        return w * g
 
-    def wrong_dim(x):
-        e = torch.exp(x - x.max(dim=0, keepdim=True).values)
-        return e / e.sum(dim=0, keepdim=True)
+    def diagonal_only(w, g):
+        return w * (1 - w) * g
 
-    def no_keepdim_sum(x):
-        e = torch.exp(x - x.max(dim=-1, keepdim=True).values)
-        return e / e.sum()
+    def no_factor_w(w, g):
+        return g - (g * w).sum(-1, keepdim=True)
 
-    def no_exp(x):
-        return x / x.sum(-1, keepdim=True)
+    def wrong_dim(w, g):
+        return w * (g - (g * w).sum(0, keepdim=True))
 
-    assert_incorrect(ex.q1, naive, "Subtract each row's maximum")
-    assert_incorrect(ex.q1, wrong_dim, "you normalised along dim 0")
-    assert_incorrect(ex.q1, no_keepdim_sum, "rows do not sum to 1")
-    assert_incorrect(ex.q1, no_exp, "without exponentiating")
-    assert_incorrect(ex.q1, lambda x: x[..., :2], "wrong shape")
+    def plain_sum(w, g):
+        return w * (g - g.sum(-1, keepdim=True))
+
+    assert_incorrect(ex.q1, direct_path_only, "every weight depends on every score")
+    assert_incorrect(ex.q1, diagonal_only, "only the diagonal of the Jacobian")
+    assert_incorrect(ex.q1, no_factor_w, "forgot to multiply by w_j")
+    assert_incorrect(ex.q1, wrong_dim, "along the last dim")
+    assert_incorrect(ex.q1, plain_sum, "*weighted* sum")
+    assert_incorrect(ex.q1, lambda w, g: g[..., :2], "wrong shape")
 
 
 def test_q1_crash_is_feedback():
-    def crashes(x):
-        return torch.exp(x - x.max(dim=-1).values)  # shapes do not broadcast for 2-D inputs of this size
+    def crashes(w, g):
+        return w @ g  # (3, 6) @ (3, 6) does not multiply
 
     fb = ex.q1.evaluate(crashes)
     assert fb.status == "incorrect"

@@ -7,7 +7,7 @@ import math
 import torch
 from helpers import assert_incorrect
 
-from course_utils.exercises import load
+from course_utils.exercises import ____, load
 
 ex = load("04")
 
@@ -83,17 +83,41 @@ def test_q3_mistakes():
                "should be boolean")
 
 
-def test_q4_mistakes():
-    def nan_trap(q, k, v, mask):
-        s = _scores(q, k).masked_fill(~mask, float("-inf"))
-        return torch.softmax(s, -1) @ v
+def test_q4_sliding_window_mistakes():
+    assert ex.q4.evaluate(ex.q4.reference()).passed
 
-    def ignores_mask(q, k, v, mask):
-        return torch.softmax(_scores(q, k), -1) @ v
+    def grid(T):
+        return torch.arange(T)[:, None], torch.arange(T)[None, :]
 
-    def uniform_rows(q, k, v, mask):
-        return torch.softmax(_scores(q, k).masked_fill(~mask, -1e9), -1) @ v
+    def whole_past(T, w):
+        i, j = grid(T)
+        return j <= i
 
-    assert_incorrect(ex.q4, nan_trap, "NaN in sequence 0, position 0")
-    assert_incorrect(ex.q4, ignores_mask, "should give an all-zero output")
-    assert_incorrect(ex.q4, uniform_rows, "should give an all-zero output")
+    def one_too_many(T, w):
+        i, j = grid(T)
+        return (j <= i) & (i - j <= w)
+
+    def one_too_few(T, w):
+        i, j = grid(T)
+        return (j <= i) & (i - j < w - 1)
+
+    def both_ways(T, w):
+        i, j = grid(T)
+        return (i - j).abs() < w
+
+    def transposed(T, w):
+        i, j = grid(T)
+        return (i <= j) & (j - i < w)
+
+    def as_float(T, w):
+        i, j = grid(T)
+        return ((j <= i) & (i - j < w)).float()
+
+    assert_incorrect(ex.q4, whole_past, "still sees the whole past")
+    assert_incorrect(ex.q4, one_too_many, "w + 1 positions")
+    assert_incorrect(ex.q4, one_too_few, "w - 1 positions")
+    assert_incorrect(ex.q4, both_ways, "looks both ways")
+    assert_incorrect(ex.q4, transposed, "transposed")
+    assert_incorrect(ex.q4, as_float, "should be boolean")
+    assert_incorrect(ex.q4, lambda T, w: torch.ones(T, T + 1, dtype=torch.bool), "wrong shape")
+    assert ex.q4.evaluate(lambda T, w: ____).status == "not attempted"

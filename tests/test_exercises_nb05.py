@@ -7,51 +7,47 @@ import math
 import torch
 from helpers import assert_incorrect
 
-from course_utils.exercises import load
+from course_utils.exercises import ____, load
 
 ex = load("05")
 
 
-def test_q1_mistakes():
-    def no_transpose(x, n_heads):
-        B, T, d = x.shape
-        return x.view(B, T, n_heads, d // n_heads)
-
-    def view_straight(x, n_heads):
-        B, T, d = x.shape
-        return x.view(B, n_heads, T, d // n_heads)
-
-    def interleaved(x, n_heads):
-        B, T, d = x.shape
-        return x.view(B, T, d // n_heads, n_heads).permute(0, 3, 1, 2)
-
-    assert_incorrect(ex.q1, no_transpose, "did you forget the transpose?")
-    assert_incorrect(ex.q1, no_transpose, "expected (B=2, h=3, T=5, d_head=4), got (2, 5, 3, 4)")
-    assert_incorrect(ex.q1, view_straight, "heads are mixed up: you used view")
-    assert_incorrect(ex.q1, interleaved, "heads are interleaved")
-    assert_incorrect(ex.q1, lambda x, n_heads: x, "you still have 3 dims")
+def _gqa(q, k, v, tile=False, scale=True):
+    r = q.shape[1] // k.shape[1]
+    k, v = (k.repeat(1, r, 1, 1), v.repeat(1, r, 1, 1)) if tile else (k.repeat_interleave(r, 1),
+                                                                      v.repeat_interleave(r, 1))
+    s = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+    return torch.softmax(s, dim=-1) @ v
 
 
-def test_q2_mistakes():
-    def no_transpose(x):
-        B, h, T, dh = x.shape
-        return x.reshape(B, T, h * dh)
+def test_q1_grouped_query_attention():
+    assert ex.q1.evaluate(ex.q1.reference()).passed
+    assert ex.q1.evaluate(lambda q, k, v: _gqa(q, k, v)).passed
+    assert_incorrect(ex.q1, lambda q, k, v: _gqa(q, k, v, tile=True), "repeat_interleave")
+    assert_incorrect(ex.q1, lambda q, k, v: _gqa(q, k, v, scale=False), "sqrt(d_head)")
 
-    def view_after_transpose(x):
-        B, h, T, dh = x.shape
-        return x.transpose(1, 2).view(B, T, h * dh)
+    def per_kv_head(q, k, v):
+        return torch.softmax(k @ k.transpose(-2, -1), dim=-1) @ v
 
-    def not_flattened(x):
-        return x.transpose(1, 2)
+    assert_incorrect(ex.q1, per_kv_head, "one per K/V head")
+    assert_incorrect(ex.q1, lambda q, k, v: q[..., :2], "wrong shape")
+    assert ex.q1.evaluate(lambda q, k, v: ____).status == "not attempted"
 
-    def interleaved(x):
-        B, h, T, dh = x.shape
-        return x.permute(0, 2, 3, 1).reshape(B, T, h * dh)
 
-    assert_incorrect(ex.q2, no_transpose, "heads are mixed up")
-    assert_incorrect(ex.q2, view_after_transpose, ".contiguous()")
-    assert_incorrect(ex.q2, not_flattened, "did not flatten them")
-    assert_incorrect(ex.q2, interleaved, "interleaved")
+def test_q2_gqa_param_count():
+    def count(d, h, n_kv, bias=True, kv_bias=None):
+        kv = n_kv * (d // h)
+        return 2 * d * d + 2 * d * kv + ((2 * d + 2 * (kv if kv_bias is None else kv_bias)) if bias else 0)
+
+    assert ex.q2.evaluate(ex.q2.reference()).passed
+    assert ex.q2.evaluate(count).passed
+    assert_incorrect(ex.q2, lambda d, h, n, bias=True: 4 * d * d + (4 * d if bias else 0), "ordinary multi-head")
+    assert_incorrect(ex.q2, lambda d, h, n, bias=True: 4 * d * n * (d // h) + (4 * n * (d // h) if bias else 0),
+                     "only K and V are shared")
+    assert_incorrect(ex.q2, lambda d, h, n, bias=True: count(d, h, n, False), "off by the biases")
+    assert_incorrect(ex.q2, lambda d, h, n, bias=True: count(d, h, n, True), "with bias=False")
+    assert_incorrect(ex.q2, lambda d, h, n, bias=True: count(d, h, n, bias, kv_bias=d), "n_kv_heads * d_head")
+    assert ex.q2.evaluate(lambda d, h, n, bias=True: ____).status == "not attempted"
 
 
 def test_q3_mistakes():
@@ -88,7 +84,7 @@ def test_q4_mistakes():
 
 
 def test_learner_crash_is_feedback():
-    def crashes(x, n_heads):
+    def crashes(q, k, v):
         raise ValueError("oops")
 
     fb = ex.q1.evaluate(crashes)

@@ -7,15 +7,19 @@ import math
 import torch
 from helpers import assert_incorrect
 
-from course_utils.exercises import load
-from course_utils.positional import apply_rope, sinusoidal_encoding
+from course_utils.exercises import ____, load
+from course_utils.positional import apply_rope
 
 ex = load("06")
 
 
-def test_course_utils_passes_q1_and_q3():
-    assert ex.q1.evaluate(lambda T, d: sinusoidal_encoding(T, d)).status == "correct"
-    assert ex.q3.evaluate(apply_rope).status == "correct"
+def test_references_pass_and_blanks_are_blanks():
+    assert ex.q1.evaluate(ex.q1.reference()).status == "correct"
+    assert ex.q3.evaluate(ex.q3.reference()).status == "correct"
+    # course_utils' rope with positions divided by the scale is the same thing
+    assert ex.q3.evaluate(lambda x, s: apply_rope(x, positions=torch.arange(x.shape[-2]) / s)).status == "correct"
+    assert ex.q1.evaluate(lambda T, h: ____).status == "not attempted"
+    assert ex.q3.evaluate(lambda x, s: ____).status == "not attempted"
 
 
 def _angles(T, d, start=0, per_column=False):
@@ -24,31 +28,21 @@ def _angles(T, d, start=0, per_column=False):
     return p * 10000.0 ** (-j / d)
 
 
-def test_q1_mistakes():
-    def swapped(T, d):
-        a = _angles(T, d)
-        return torch.stack([a.cos(), a.sin()], -1).reshape(T, d)
+def _alibi(T, h, first=1, sign=-1.0, causal=True):
+    m = 2.0 ** (-8.0 * torch.arange(first, first + h, dtype=torch.float64) / h)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    bias = sign * m[:, None, None] * ((i - j) if causal else (i - j).abs()).double()
+    return bias.masked_fill(j > i, float("-inf")) if causal else bias
 
-    def halves(T, d):
-        a = _angles(T, d)
-        return torch.cat([a.sin(), a.cos()], -1)
 
-    def per_column(T, d):
-        a = _angles(T, d, per_column=True)
-        pe = a.sin()
-        pe[:, 1::2] = a[:, 1::2].cos()
-        return pe
-
-    def from_one(T, d):
-        a = _angles(T, d, start=1)
-        return torch.stack([a.sin(), a.cos()], -1).reshape(T, d)
-
-    assert_incorrect(ex.q1, swapped, "sines and cosines are swapped")
-    assert_incorrect(ex.q1, halves, "all the sines first")
-    assert_incorrect(ex.q1, per_column, "the frequency belongs to the pair")
-    assert_incorrect(ex.q1, from_one, "positions start at 0")
-    assert_incorrect(ex.q1, lambda T, d: _angles(T, d).sin(), "each frequency gives two columns")
-    assert_incorrect(ex.q1, lambda T, d: torch.zeros(d, T), "one row per position")
+def test_q1_alibi_mistakes():
+    assert ex.q1.evaluate(lambda T, h: _alibi(T, h)).status == "correct"
+    assert_incorrect(ex.q1, lambda T, h: _alibi(T, h, causal=False), "must stay blocked")
+    assert_incorrect(ex.q1, lambda T, h: _alibi(T, h, sign=1.0), "must be penalised")
+    assert_incorrect(ex.q1, lambda T, h: _alibi(T, h, first=0), "not 1")
+    assert_incorrect(ex.q1, lambda T, h: _alibi(T, h)[0], "each head has its own slope")
+    assert_incorrect(ex.q1, lambda T, h: _alibi(T, h).transpose(-2, -1), "transposed")
+    assert_incorrect(ex.q1, lambda T, h: torch.zeros(h, T, T + 1), "wrong shape")
 
 
 def _ref_shift(k, d, transpose=False, scale=1):
@@ -69,27 +63,23 @@ def test_q2_mistakes():
     assert_incorrect(ex.q2, lambda k, d: torch.eye(d + 1), "wrong shape")
 
 
-def test_q3_mistakes():
-    def halves(x):
+def test_q3_interpolation_mistakes():
+    def pos(x, s, start=0):
+        return torch.arange(start, start + x.shape[-2]) / s
+
+    def halves(x, s):
         T, d = x.shape[-2:]
-        a = _angles(T, d).to(x.dtype)
+        a = (pos(x, s)[:, None].double() * 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)).to(x.dtype)
         u, v = x[..., : d // 2], x[..., d // 2:]
         return torch.cat([u * a.cos() - v * a.sin(), u * a.sin() + v * a.cos()], -1)
 
-    def backwards(x):
-        return apply_rope(x, positions=-torch.arange(x.shape[-2]))
-
-    def from_one(x):
-        return apply_rope(x, offset=1)
-
-    def scaled(x):
-        return 2 * apply_rope(x)
-
+    assert_incorrect(ex.q3, lambda x, s: apply_rope(x), "changed nothing")
+    assert_incorrect(ex.q3, lambda x, s: apply_rope(x, positions=torch.arange(x.shape[-2]) * s), "multiplied")
     assert_incorrect(ex.q3, halves, "rotate half")
-    assert_incorrect(ex.q3, backwards, "minus the angle")
-    assert_incorrect(ex.q3, from_one, "positions start at 0")
-    assert_incorrect(ex.q3, scaled, "not right")
-    assert_incorrect(ex.q3, lambda x: x[..., :-1], "wrong shape")
+    assert_incorrect(ex.q3, lambda x, s: apply_rope(x, positions=-pos(x, s)), "minus the angle")
+    assert_incorrect(ex.q3, lambda x, s: apply_rope(x, positions=pos(x, s, start=1)), "positions start at 0")
+    assert_incorrect(ex.q3, lambda x, s: 2 * apply_rope(x, positions=pos(x, s)), "not right")
+    assert_incorrect(ex.q3, lambda x, s: x[..., :-1], "wrong shape")
 
 
 def test_q4_mistakes():

@@ -10,12 +10,24 @@ from course_utils.exercises import ____, load
 ex = load("09")
 
 
-def test_q1_mistakes():
-    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z * t, -1), "should divide the logits, not multiply them")
-    assert_incorrect(ex.q1, lambda z, t: z / t, "apply a softmax")
-    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z, -1), "returned the plain softmax")
-    assert_incorrect(ex.q1, lambda z, t: torch.softmax(z / t, 0), "normalised along dim 0")
-    assert_incorrect(ex.q1, lambda z, t: torch.exp(z / t), "do not sum to 1")
+def _min_p(z, m, strict=False, on_logits=False, absolute=False, one_minus=False, zero=False):
+    p = torch.softmax(z, -1)
+    top = (z if on_logits else p).amax(-1, keepdim=True)
+    thr = (1 - m if one_minus else m) * (1 if absolute else top)
+    x = z if on_logits else p
+    keep = x > thr if strict else x >= thr
+    return z.masked_fill(~keep, 0.0 if zero else float("-inf"))
+
+
+def test_q1_min_p_mistakes():
+    assert ex.q1.evaluate(ex.q1.reference()).passed
+    assert ex.q1.evaluate(lambda z, m: _min_p(z, m)).passed
+    assert_incorrect(ex.q1, lambda z, m: _min_p(z, m, absolute=True), "scales the threshold")
+    assert_incorrect(ex.q1, lambda z, m: _min_p(z, m, on_logits=True), "you compared logits")
+    assert_incorrect(ex.q1, lambda z, m: _min_p(z, m, one_minus=True), "not (1 - min_p)")
+    assert_incorrect(ex.q1, lambda z, m: _min_p(z, m, zero=True), "not 0")
+    assert_incorrect(ex.q1, lambda z, m: _min_p(z, m) * 2, "logits changed")
+    assert ex.q1.evaluate(lambda z, m: ____).status == "not attempted"
 
 
 def test_q2_mistakes():

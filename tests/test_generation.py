@@ -343,7 +343,7 @@ def test_plot_helpers():
     plt.close("all")
 
 
-def test_generation_explorer(model):
+def test_generation_explorer(model, capsys):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -353,10 +353,16 @@ def test_generation_explorer(model):
     tok = CharTokenizer("abcdefghij ")           # 11 symbols, the test model's vocabulary
     box = generation_explorer(model, tok, prompt="abc", max_new_tokens=5)
     text, sliders, out = box.children
-    temperature, top_k = sliders.children
-    assert top_k.max == 11 and text.value == "abc"
+    temperature, top_k, top_p = sliders.children
+    assert top_k.max == 11 and text.value == "abc" and top_p.value == 1.0
     temperature.value = 0.5                       # moving a slider redraws without error
     top_k.value = 3
+    top_k.value = 11
+    capsys.readouterr()
+    top_p.value = 0.05                            # a tiny nucleus keeps the most likely token only: greedy
+    printed = capsys.readouterr().out             # (outside a kernel the Output widget lets prints through)
+    greedy_text = tok.decode(generate(model, torch.tensor([tok.encode("abc")]), 5, greedy=True)[0, 3:].tolist())
+    assert f"sample: abc|{greedy_text}" in printed
     text.value = "xyz"                            # unknown characters: a message, not a crash
 
 

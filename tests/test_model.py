@@ -96,6 +96,26 @@ def test_block_equals_torch_encoder_layer_with_causal_mask(B, T, d, h, fast):
     assert (got - want).abs().max() < 1e-5
 
 
+def test_post_norm_block_equals_torch_encoder_layer_post_norm():
+    from course_utils.model import PostNormBlock
+
+    torch.manual_seed(7)
+    d, h, T = 24, 3, 6
+    block = PostNormBlock(d, h)
+    with torch.no_grad():
+        for ln in (block.ln1, block.ln2):
+            ln.weight.add_(0.3 * torch.randn(d))
+            ln.bias.add_(0.3 * torch.randn(d))
+    ref = _copy_into_torch_layer(block, d, h)
+    ref.norm_first = False                                   # PyTorch's post-norm layer, same weights
+    x = torch.randn(2, T, d)
+    blocked = ~torch.ones(T, T, dtype=torch.bool).tril()
+    want = ref(x, src_mask=blocked, is_causal=True)
+    assert (block(x, causal=True) - want).abs().max() < 1e-5
+    assert (block(x, causal=True) - Block(d, h)(x)).abs().max() > 1e-3     # not the pre-norm function
+    assert sum(p.numel() for p in block.parameters()) == params_per_block(d)
+
+
 def test_block_without_causal_mask_equals_torch_without_mask():
     torch.manual_seed(0)
     block = Block(16, 4)

@@ -1,4 +1,5 @@
-"""Exercises for notebook 03 (self-attention): stable softmax, attention weights, the whole operation, temperature."""
+"""Exercises for notebook 03 (self-attention): the gradient of softmax, attention weights, the whole operation,
+temperature."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ from .core import (
     as_tensor,
     call,
     diagnose,
-    expect_close,
     expect_shape,
 )
 
@@ -27,33 +27,35 @@ def _softmax(x: torch.Tensor, dim: int = -1) -> torch.Tensor:
 
 
 
-# ---- q1: stable softmax ----------------------------------------------------------------------------------------
+# ---- q1: the gradient of softmax, by hand ------------------------------------------------------------------
 
-def _check_stable_softmax(stable_softmax) -> None:
-    g = torch.Generator().manual_seed(3)
-    cases = [torch.tensor([[1.2, 3.5, 0.8, 0.1, 2.4]]), torch.randn(4, 6, generator=g) * 3,
-             torch.randn(2, 3, 5, generator=g), torch.randn(7, generator=g)]
-    for x in cases:
-        got = expect_shape(call(stable_softmax, x.clone()), x.shape, "")
-        want = _softmax(x)
-        sums = got.double().sum(-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            if x.dim() > 1 and torch.allclose(got.double().sum(0), torch.ones_like(got[0].double()), atol=1e-4):
-                raise Incorrect("rows do not sum to 1, but columns do: you normalised along dim 0. Softmax goes "
-                                "along the last dim (dim=-1): use .max(dim=-1, keepdim=True) and "
-                                ".sum(dim=-1, keepdim=True).")
-            raise Incorrect(f"rows do not sum to 1 (for input shape {tuple(x.shape)} the first row sums to "
-                            f"{sums.flatten()[0].item():.4g}): divide each exp by the sum of its own row "
-                            "(sum(dim=-1, keepdim=True)).")
-        diagnose(got, want, [(x.double() / x.double().sum(-1, keepdim=True),
-                               "you divided the scores by their sum without exponentiating: softmax is "
-                               "exp(x_i) / sum_j exp(x_j).")], "the weights")
-    big = torch.tensor([[1000.0, 1001.0, 1002.0], [-5.0, 0.0, 90.0], [-1000.0, -1000.0, -999.0]])
-    got = as_tensor(call(stable_softmax, big.clone()))
-    if not torch.isfinite(got).all():
-        raise Incorrect("for large scores such as [1000, 1001, 1002] your softmax gives inf or NaN: exp(1000) "
-                        "overflows. Subtract each row's maximum before exp (the result is mathematically the same).")
-    expect_close(got, _softmax(big), what="the weights for large scores [1000, 1001, 1002]", atol=ATOL)
+def _softmax_grad_autograd(s: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    s = s.double().clone().requires_grad_(True)
+    (torch.softmax(s, dim=-1) * g.double()).sum().backward()
+    return s.grad
+
+
+def _check_softmax_backward(softmax_backward) -> None:
+    gen = torch.Generator().manual_seed(3)
+    for shape in [(5,), (3, 6), (2, 4, 7), (4, 2)]:
+        s = torch.randn(*shape, generator=gen, dtype=torch.float64) * 2
+        g = torch.randn(*shape, generator=gen, dtype=torch.float64)
+        w = torch.softmax(s, dim=-1)
+        got = expect_shape(call(softmax_backward, w.clone(), g.clone()), shape, "")
+        want = _softmax_grad_autograd(s, g)
+        inner = (g * w).sum(-1, keepdim=True)
+        diagnose(got, want, [
+            (w * g, "you kept only the direct path, dw_j/ds_j * g_j = w_j g_j: but every weight depends on every "
+                    "score through the sum in the denominator. Subtract the weighted mean of g: "
+                    "w * (g - (g * w).sum(-1, keepdim=True))."),
+            (w * (1 - w) * g, "that is only the diagonal of the Jacobian, w_j (1 - w_j): the off-diagonal terms "
+                              "-w_k w_j count too (raising s_j lowers every other weight)."),
+            (g - inner, "you forgot to multiply by w_j: dL/ds_j = w_j (g_j - sum_k g_k w_k)."),
+            (w * (g - (g * w).sum(0, keepdim=True)) if len(shape) > 1 else w * g,
+             "the sum over k runs along the last dim (dim=-1, keepdim=True), the dim the softmax normalised."),
+            (w * (g - g.sum(-1, keepdim=True)), "the term to subtract is the *weighted* sum of g, "
+                                                "sum_k g_k w_k, not the plain sum of g."),
+        ], "dL/ds")
 
 
 # ---- q2: attention weights -------------------------------------------------------------------------------------
@@ -134,16 +136,17 @@ def _check_softmax_with_temperature(softmax_with_temperature) -> None:
 
 EXERCISES = ExerciseSet("03", "Self-attention", [
     Question(
-        key="q1", title="A numerically stable softmax", answer="stable_softmax", checker=_check_stable_softmax,
-        hints=["Work along the last dim: `m = x.max(dim=-1, keepdim=True).values`.",
-               "`e = torch.exp(x - m)`, then divide by `e.sum(dim=-1, keepdim=True)`; keepdim=True keeps the "
-               "shapes broadcastable."],
+        key="q1", title="The gradient of softmax, by hand", answer="softmax_backward",
+        checker=_check_softmax_backward,
+        hints=["By the chain rule, dL/ds_j = sum_k g_k w_k ([k = j] - w_j) = w_j g_j - w_j sum_k g_k w_k.",
+               "In tensor form: `w * (g - (g * w).sum(dim=-1, keepdim=True))`; keepdim=True keeps the shapes "
+               "broadcastable."],
         solution='''
-def stable_softmax(x):
-    e = torch.exp(x - x.max(dim=-1, keepdim=True).values)
-    return e / e.sum(dim=-1, keepdim=True)
+def softmax_backward(w, g):
+    return w * (g - (g * w).sum(dim=-1, keepdim=True))
 ''',
-        success="subtracting the max changes nothing mathematically and saves you from exp(1000) = inf."),
+        success="that is exactly what autograd computes for a softmax; with a cross-entropy after it, g = "
+                "-onehot(y) / w and the formula becomes softmax(s) - onehot(y), notebook 01's gradient."),
     Question(
         key="q2", title="Attention weights", answer="attention_weights", checker=_check_attention_weights,
         hints=["The scores are every query dotted with every key: `q @ k.transpose(-2, -1)`, shape (B, T, T).",

@@ -1,4 +1,4 @@
-"""Exercises for notebook 04 (causal masking): mask the future, causal attention, padding, the NaN trap."""
+"""Exercises for notebook 04 (causal masking): mask the future, causal attention, padding, a sliding window."""
 
 from __future__ import annotations
 
@@ -142,37 +142,42 @@ def _check_causal_padding_mask(causal_padding_mask) -> None:
                         f"lengths {lengths.tolist()}, T={T}.")
 
 
-# ---- q4: attention that survives fully masked rows --------------------------------------------------------------
+# ---- q4: a sliding-window mask ----------------------------------------------------------------------------------
 
-def _check_safe_attention(safe_attention) -> None:
-    g = torch.Generator().manual_seed(4)
-    for B, T, d in [(2, 5, 8), (1, 4, 16), (3, 6, 4)]:
-        q, k, v = (torch.randn(B, T, d, generator=g) for _ in range(3))
-        mask = torch.rand(B, T, T, generator=g) > 0.4
-        mask[:, 0] = False                                  # row 0: nothing to attend to
-        mask[-1, -1] = False
-        mask[0, 1] = True
-        got = expect_shape(call(safe_attention, q.clone(), k.clone(), v.clone(), mask.clone()), (B, T, d), "B T d")
-        if torch.isnan(got).any():
-            b, i = [int(t) for t in torch.nonzero(torch.isnan(got).any(-1))[0]]
-            raise Incorrect(f"NaN in sequence {b}, position {i}: that row is fully masked, so its softmax is "
-                            "0/0. Give such rows all-zero weights (e.g. torch.nan_to_num, or torch.where on "
-                            "mask.any(-1)).")
-        s = (q.double() @ k.double().transpose(-2, -1) / math.sqrt(d)).masked_fill(~mask, NEG_INF)
-        w = torch.nan_to_num(torch.softmax(s, dim=-1), nan=0.0)
-        want = w @ v.double()
-        empty = ~mask.any(-1)
-        if not torch.allclose(got[empty].double(), torch.zeros_like(got[empty].double()), atol=1e-6):
-            raise Incorrect("rows with nothing to attend to should give an all-zero output vector, not "
-                            f"{got[empty][0, :3].tolist()}...")
-        full = torch.softmax(q.double() @ k.double().transpose(-2, -1) / math.sqrt(d), -1) @ v.double()
-        if _close(got[~empty], full[~empty]):
-            raise Incorrect("the mask is ignored: blocked keys (mask False) still get weight. Fill their scores "
-                            "with -inf before the softmax.")
-        if _close(got[~empty], ((torch.softmax(s.masked_fill(~mask, 0.0), -1) * mask) @ v.double())[~empty]):
-            raise Incorrect("rows do not sum to 1: mask the scores with -inf before the softmax, not the "
-                            "weights after it.")
-        expect_close(got, want, what="the outputs")
+def _window(T: int, w: int, lo: int = 0) -> torch.Tensor:
+    """(T, T) boolean, True where key j lies in the window of query i: i - w < j <= i (shifted by lo)."""
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    return (j <= i) & (i - j < w + lo)
+
+
+def _check_sliding_window_mask(sliding_window_mask) -> None:
+    for T, w in [(6, 2), (5, 1), (8, 3), (4, 6), (7, 4)]:
+        got = as_tensor(call(sliding_window_mask, T, w))
+        expect_shape(got, (T, T), "T T")
+        if got.dtype != torch.bool:
+            raise Incorrect(f"the mask should be boolean (True = may attend), got dtype {got.dtype}: compare with "
+                            "<, <= or combine with &, which give booleans.")
+        want = _window(T, w)
+        if torch.equal(got, want):
+            continue
+        i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+        suspects = [
+            ((j <= i), f"with T={T}, w={w} every query still sees the whole past: a window of w keeps only the w "
+                       "most recent positions, i - w < j <= i (the query itself included)."),
+            (_window(T, w, 1), f"your window holds w + 1 positions (T={T}, w={w}): query i should see keys "
+                               "i - w + 1 ... i, that is w positions including itself (i - j < w, not <= w)."),
+            (_window(T, w, -1), f"your window holds w - 1 positions (T={T}, w={w}): query i should see itself "
+                                "and the w - 1 positions before it (i - j < w)."),
+            ((i - j).abs() < w, "your window looks both ways: keys after the query are the future. Keep the causal "
+                                "part too: j <= i as well as i - j < w."),
+            (_window(T, w).T, "your mask is transposed: row i is the query, column j the key, and a query may "
+                              "attend to keys j <= i."),
+        ]
+        for wrong, message in suspects:
+            if torch.equal(got, wrong):
+                raise Incorrect(message)
+        qi, kj = [int(t) for t in torch.nonzero(got != want)[0]]
+        raise Incorrect(f"T={T}, w={w}: entry (query {qi}, key {kj}) should be {bool(want[qi, kj])}.")
 
 
 EXERCISES = ExerciseSet("04", "Causal masking", [
@@ -213,17 +218,17 @@ def causal_padding_mask(lengths, T):
 ''',
         success="one boolean tensor says both 'not the future' and 'not the padding'."),
     Question(
-        key="q4", title="Escape the NaN trap", answer="safe_attention", checker=_check_safe_attention,
-        hints=["Compute the masked softmax as usual; rows with no True in the mask come out as NaN (0/0).",
-               "`torch.nan_to_num(weights, nan=0.0)` or `torch.where(mask.any(-1, keepdim=True), weights, 0)` "
-               "gives those rows zero weights, so their output is the zero vector."],
+        key="q4", title="A sliding-window mask", answer="sliding_window_mask", checker=_check_sliding_window_mask,
+        hints=["With `i = torch.arange(T)[:, None]` (queries, a column) and `j = torch.arange(T)[None, :]` (keys, a "
+               "row), comparisons such as `j <= i` broadcast to a (T, T) boolean matrix.",
+               "Two conditions, both needed: not the future (`j <= i`) and not too far back (`i - j < w`); "
+               "combine them with `&`."],
         solution='''
-def safe_attention(q, k, v, mask):
-    d = q.shape[-1]
-    scores = (q @ k.transpose(-2, -1) / math.sqrt(d)).masked_fill(~mask, float("-inf"))
-    weights = torch.softmax(scores, dim=-1)
-    weights = torch.where(mask.any(dim=-1, keepdim=True), weights, torch.zeros_like(weights))
-    return weights @ v
+def sliding_window_mask(T, w):
+    i = torch.arange(T)[:, None]      # queries, (T, 1)
+    j = torch.arange(T)[None, :]      # keys, (1, T)
+    return (j <= i) & (i - j < w)     # (T, T): the past, at most w positions back (itself included)
 ''',
-        success="a fully masked row now gives zeros instead of poisoning the batch with NaN."),
+        success="each row now has at most w True entries: the score matrix costs T * w instead of T * T, and "
+                "stacked layers still pass information further back, w - 1 positions per layer."),
 ])

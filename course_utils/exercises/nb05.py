@@ -1,5 +1,5 @@
-"""Exercises for notebook 05 (multi-head attention): splitting into heads, merging them back, counting the
-parameters, and the whole multi-head forward pass."""
+"""Exercises for notebook 05 (multi-head attention): grouped-query attention and its parameters, counting the
+parameters of multi-head attention, and the whole multi-head forward pass."""
 
 from __future__ import annotations
 
@@ -45,59 +45,76 @@ def _ref_merge(x: torch.Tensor) -> torch.Tensor:
     return x.transpose(1, 2).reshape(B, T, h * dh)
 
 
-# ---- q1: split into heads --------------------------------------------------------------------------------------
+# ---- q1: grouped-query attention -------------------------------------------------------------------------------
 
-def _check_split_heads(split_heads) -> None:
+def _gqa(q, k, v, interleave=True, scale=True):
+    q, k, v = q.double(), k.double(), v.double()
+    r = q.shape[1] // k.shape[1]
+    if interleave:
+        k, v = k.repeat_interleave(r, dim=1), v.repeat_interleave(r, dim=1)
+    else:
+        k, v = k.repeat(1, r, 1, 1), v.repeat(1, r, 1, 1)
+    s = q @ k.transpose(-2, -1) / (math.sqrt(q.shape[-1]) if scale else 1.0)
+    return torch.softmax(s, dim=-1) @ v
+
+
+def _check_grouped_query_attention(grouped_query_attention) -> None:
     g = torch.Generator().manual_seed(5)
-    for B, T, d, h in [(2, 5, 12, 3), (1, 7, 32, 4), (3, 4, 16, 8), (2, 6, 10, 2)]:
-        x = torch.randn(B, T, d, generator=g)
-        dh = d // h
-        got = as_tensor(_run(split_heads, x.clone(), h))
-        want = _ref_split(x, h)
-        if tuple(got.shape) != (B, h, T, dh):
-            msg = (f"wrong shape: expected {describe_shape((B, h, T, dh), 'B h T d_head')}, "
-                   f"got {tuple(got.shape)}")
-            if tuple(got.shape) == (B, T, h, dh):
-                msg += (": did you forget the transpose? After .view(B, T, h, d_head), swap the time and head dims "
-                        "with .transpose(1, 2) so that each head holds a whole sequence.")
-            elif got.numel() == x.numel() and got.dim() == 3:
-                msg += ": you still have 3 dims; cut d_model into h pieces of d_head (4 dims), then transpose."
-            raise Incorrect(msg)
-        diagnose(got, want, [
-            (x.reshape(B, h, T, dh), "heads are mixed up: you used view (or reshape) straight to (B, h, T, d_head) "
-                                     "without a transpose, so 'head 0' holds the first T*d_head numbers of the "
-                                     "sequence, pieces of several tokens. View as (B, T, h, d_head) first, then "
-                                     ".transpose(1, 2)."),
-            (x.view(B, T, dh, h).permute(0, 3, 1, 2), "heads are interleaved: head 0 took features 0, h, 2h, ... "
-                                                      "Each head takes a contiguous block of d_head features "
-                                                      "(head 0: features 0..d_head-1): view as (B, T, h, d_head)."),
-        ], f"the heads for x of shape {tuple(x.shape)}, h={h}")
+    for B, h, n_kv, T, d in [(2, 4, 2, 5, 8), (1, 6, 3, 4, 4), (2, 8, 1, 3, 6), (1, 4, 4, 5, 8)]:
+        q = torch.randn(B, h, T, d, generator=g)
+        k, v = torch.randn(B, n_kv, T, d, generator=g), torch.randn(B, n_kv, T, d, generator=g)
+        got = as_tensor(_run(grouped_query_attention, q.clone(), k.clone(), v.clone()))
+        if tuple(got.shape) == (B, n_kv, T, d) and n_kv != h:
+            raise Incorrect(f"your output has shape {tuple(got.shape)}, one per K/V head; there is one output per "
+                            f"*query* head: expected (B={B}, h={h}, T={T}, d_head={d}). Repeat each K/V head for "
+                            "its group of query heads before attending.")
+        if tuple(got.shape) != (B, h, T, d):
+            raise Incorrect(f"wrong shape: expected (B={B}, h={h}, T={T}, d_head={d}), got "
+                            f"{tuple(got.shape)}.")
+        diagnose(got, _gqa(q, k, v), [
+            (_gqa(q, k, v, interleave=False),
+             f"the query heads are paired with the wrong K/V heads (h={h}, {n_kv} K/V heads): query heads "
+             f"0..{h // n_kv - 1} share K/V head 0, the next {h // n_kv} share K/V head 1, and so on. "
+             "`.repeat` tiles the K/V heads (0, 1, 0, 1, ...); `.repeat_interleave(h // n_kv, dim=1)` "
+             "groups them (0, 0, 1, 1, ...)."),
+            (_gqa(q, k, v, scale=False), f"forgot to divide the scores by sqrt(d_head) = sqrt({d})."),
+        ], f"the outputs (B={B}, h={h}, K/V heads={n_kv}, T={T}, d_head={d})")
 
 
-# ---- q2: merge the heads ---------------------------------------------------------------------------------------
+# ---- q2: the parameters of grouped-query attention ------------------------------------------------------------
 
-def _check_merge_heads(merge_heads) -> None:
-    g = torch.Generator().manual_seed(6)
-    for B, h, T, dh in [(2, 3, 5, 4), (1, 4, 7, 8), (3, 8, 4, 2), (2, 2, 6, 5)]:
-        x = torch.randn(B, h, T, dh, generator=g)
-        d = h * dh
-        got = as_tensor(_run(merge_heads, x.clone()))
-        if tuple(got.shape) != (B, T, d):
-            msg = (f"wrong shape: expected {describe_shape((B, T, d), 'B T d_model')}, got {tuple(got.shape)}")
-            if tuple(got.shape) == (B, T, h, dh):
-                msg += (": you moved the heads next to d_head but did not flatten them: finish with "
-                        ".reshape(B, T, h * d_head) (or .contiguous().view(...)).")
-            elif tuple(got.shape) == (B, h, T * dh):
-                msg += ": transpose(1, 2) first, so the heads sit next to d_head, then flatten the last two dims."
-            raise Incorrect(msg)
-        diagnose(got, _ref_merge(x), [
-            (x.reshape(B, T, d), "heads are mixed up: you reshaped (B, h, T, d_head) straight to (B, T, d_model) "
-                                 "without a transpose, which cuts across tokens. .transpose(1, 2) first "
-                                 "-> (B, T, h, d_head), then flatten the last two dims."),
-            (x.permute(0, 2, 3, 1).reshape(B, T, d), "features are interleaved across heads: you flattened "
-                                                     "(d_head, h) instead of (h, d_head). Use .transpose(1, 2), "
-                                                     "which gives (B, T, h, d_head), then flatten."),
-        ], f"the merged heads for input shape {tuple(x.shape)}")
+def _gqa_count(d: int, h: int, n_kv: int, bias: bool) -> int:
+    kv = n_kv * (d // h)
+    return 2 * d * d + 2 * d * kv + ((2 * d + 2 * kv) if bias else 0)
+
+
+def _check_gqa_param_count(gqa_param_count) -> None:
+    for d, h, n_kv in [(512, 8, 2), (64, 4, 1), (768, 12, 4), (128, 8, 8)]:
+        for bias in (True, False):
+            got = call(gqa_param_count, d, h, n_kv, bias)
+            try:
+                value = int(as_tensor(got).item()) if not isinstance(got, int) else got
+            except (ValueError, RuntimeError):
+                raise Incorrect(f"gqa_param_count should return one whole number, got {got!r:.60}") from None
+            want = _gqa_count(d, h, n_kv, bias)
+            if value == want:
+                continue
+            kv = n_kv * (d // h)
+            case = f"(d_model={d}, n_heads={h}, n_kv_heads={n_kv}, bias={bias})"
+            if n_kv != h and value == 4 * d * d + (4 * d if bias else 0):
+                raise Incorrect(f"{case}: that is the count of ordinary multi-head attention. K and V have only "
+                                f"n_kv_heads heads: W_K and W_V are d_model x (n_kv_heads * d_head) = {d} x {kv}.")
+            if n_kv != h and value == 4 * d * kv + (4 * kv if bias else 0):
+                raise Incorrect(f"{case}: only K and V are shared; the queries and the output projection keep all "
+                                f"n_heads heads, so W_Q and W_O stay {d} x {d}.")
+            if bias and value == _gqa_count(d, h, n_kv, False):
+                raise Incorrect(f"{case}: off by the biases: W_Q and W_O have {d} each, W_K and W_V {kv} each.")
+            if not bias and value == _gqa_count(d, h, n_kv, True):
+                raise Incorrect(f"{case}: with bias=False there are no bias vectors to count.")
+            if bias and n_kv != h and value == _gqa_count(d, h, n_kv, False) + 4 * d:
+                raise Incorrect(f"{case}: the K and V biases are as long as their outputs, n_kv_heads * d_head = "
+                                f"{kv}, not d_model = {d}.")
+            raise Incorrect(f"{case}: expected {want:,} parameters, got {value:,}.")
 
 
 # ---- q3: count the parameters ----------------------------------------------------------------------------------
@@ -182,26 +199,37 @@ def _check_multi_head_attention(multi_head_attention) -> None:
 
 EXERCISES = ExerciseSet("05", "Multi-head attention", [
     Question(
-        key="q1", title="Split into heads", answer="split_heads", checker=_check_split_heads,
-        hints=["Cut the last dim into h pieces: `x.view(B, T, n_heads, d // n_heads)` is (B, T, h, d_head).",
-               "Then bring the head dim in front of time: `.transpose(1, 2)` gives (B, h, T, d_head)."],
+        key="q1", title="Grouped-query attention", answer="grouped_query_attention",
+        checker=_check_grouped_query_attention,
+        hints=["Each K/V head serves h // n_kv query heads in a row: `k.repeat_interleave(h // n_kv, dim=1)` "
+               "turns (B, n_kv, T, d) into (B, h, T, d), K/V head 0 first for heads 0, 1, ..., and so on.",
+               "Then it is ordinary attention in every head: `softmax(q @ k.transpose(-2, -1) / sqrt(d)) @ v`."],
         solution='''
-def split_heads(x, n_heads):
-    B, T, d = x.shape
-    return x.view(B, T, n_heads, d // n_heads).transpose(1, 2)
+def grouped_query_attention(q, k, v):
+    group = q.shape[1] // k.shape[1]                      # query heads per K/V head
+    k = k.repeat_interleave(group, dim=1)                 # (B, n_kv, T, d) -> (B, h, T, d)
+    v = v.repeat_interleave(group, dim=1)
+    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)
+    return weights @ v
 ''',
-        success="each head now holds a whole sequence of small d_head-vectors, ready for batched attention."),
+        success="with n_kv = h it is ordinary multi-head attention, with n_kv = 1 it is multi-query attention; "
+                "in between, the keys and values to store (notebook 09's cache) shrink by h / n_kv."),
     Question(
-        key="q2", title="Merge the heads", answer="merge_heads", checker=_check_merge_heads,
-        hints=["Undo split_heads in reverse order: first `.transpose(1, 2)` -> (B, T, h, d_head).",
-               "Then flatten the last two dims: `.reshape(B, T, h * d_head)` (a .view needs .contiguous() "
-               "first, because the transpose left the memory out of order)."],
+        key="q2", title="The parameters of grouped-query attention", answer="gqa_param_count",
+        checker=_check_gqa_param_count,
+        hints=["W_Q and W_O are d_model x d_model as before; W_K and W_V now produce only n_kv_heads heads of "
+               "d_head = d_model // n_heads numbers: d_model x (n_kv_heads * d_head).",
+               "With bias=True each projection has a bias as long as its output: d_model for W_Q and W_O, "
+               "n_kv_heads * d_head for W_K and W_V."],
         solution='''
-def merge_heads(x):
-    B, h, T, d_head = x.shape
-    return x.transpose(1, 2).reshape(B, T, h * d_head)
+def gqa_param_count(d_model, n_heads, n_kv_heads, bias=True):
+    kv = n_kv_heads * (d_model // n_heads)                # width of K and of V
+    weights = 2 * d_model * d_model + 2 * d_model * kv     # W_Q, W_O + W_K, W_V
+    biases = (2 * d_model + 2 * kv) if bias else 0
+    return weights + biases
 ''',
-        success="concatenating the heads is just this reshape; W_O then mixes them."),
+        success="here, unlike in ordinary multi-head attention, the number of heads does change the count: fewer "
+                "K/V heads, fewer parameters in W_K and W_V."),
     Question(
         key="q3", title="Count the parameters", answer="mha_param_count", checker=_check_mha_param_count,
         hints=["W_Q, W_K, W_V and W_O are each d_model x d_model, whatever the number of heads.",
@@ -216,9 +244,10 @@ def mha_param_count(d_model, n_heads, bias=True):
     Question(
         key="q4", title="Multi-head attention, forward pass", answer="multi_head_attention",
         checker=_check_multi_head_attention,
-        hints=["Project (`x @ w_q` ...), split each of q, k, v into heads as in q1, attend in every head at once "
-               "with `softmax(q @ k.transpose(-2, -1) / sqrt(d_head)) @ v`.",
-               "Merge the heads as in q2, then multiply by `w_o`. Scale by sqrt(d_head), not sqrt(d_model)."],
+        hints=["Project (`x @ w_q` ...), split each of q, k, v into heads (view, then transpose(1, 2)), attend "
+               "in every head at once with `softmax(q @ k.transpose(-2, -1) / sqrt(d_head)) @ v`.",
+               "Merge the heads (transpose(1, 2), then reshape), then multiply by `w_o`. Scale by sqrt(d_head), "
+               "not sqrt(d_model)."],
         solution='''
 def multi_head_attention(x, w_q, w_k, w_v, w_o, n_heads):
     B, T, d = x.shape

@@ -40,32 +40,44 @@ def _table(T: int, d: int, swap: bool = False, per_column: bool = False, halves:
     return torch.stack([first, second], dim=-1).reshape(T, d)
 
 
-# ---- q1: the sinusoidal table ----------------------------------------------------------------------------------
+# ---- q1: ALiBi biases -------------------------------------------------------------------------------------------
 
-def _check_sinusoidal(sinusoidal) -> None:
-    for T, d in [(10, 8), (5, 16), (50, 32), (3, 4), (20, 2)]:
-        got = as_tensor(call(sinusoidal, T, d))
-        if tuple(got.shape) != (T, d):
-            msg = f"wrong shape: expected {describe_shape((T, d), 'T d')}, got {tuple(got.shape)}"
-            if tuple(got.shape) == (d, T):
-                msg += ": one row per position, one column per dimension (transpose your table)."
-            elif tuple(got.shape) == (T, d // 2):
-                msg += ": each frequency gives two columns, a sine (column 2i) and a cosine (column 2i + 1)."
-            raise Incorrect(msg)
-        diagnose(got, _table(T, d), [
-            (_table(T, d, swap=True), "sines and cosines are swapped: even columns (0, 2, 4, ...) hold the sine, "
-                                      "odd columns the cosine, so row 0 is [0, 1, 0, 1, ...]."),
-            (_table(T, d, halves=True), "you put all the sines first, then all the cosines. Here they are "
-                                        "interleaved: column 2i is sin(p * omega_i), column 2i + 1 is "
-                                        "cos(p * omega_i) (the same numbers, in another order)."),
-            (_table(T, d, per_column=True), "the frequency belongs to the pair, not the column: columns 2i and "
-                                            "2i + 1 share omega_i = 10000^(-2i/d). You gave column j its own "
-                                            "10000^(-j/d); use the pair index i = j // 2 (or torch.arange(0, d, 2))."),
-            (_table(T, d, start=1), "positions start at 0: row 0 must be the encoding of position 0, "
-                                    "[sin 0, cos 0, ...] = [0, 1, 0, 1, ...]. Use torch.arange(T)."),
-            (_table(T, d, multiply=True), "you multiplied the position by 10000^(2i/d); divide by it instead "
-                                          "(omega_i = 10000^(-2i/d), so the later columns turn slowly)."),
-        ], f"the table for T={T}, d={d}")
+def _alibi(T: int, h: int, first: int = 1, sign: float = -1.0, causal: bool = True) -> torch.Tensor:
+    slopes = 2.0 ** (-8.0 * torch.arange(first, first + h, dtype=torch.float64) / h)     # (h,)
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]
+    dist = i - j
+    bias = sign * slopes[:, None, None] * (dist.abs() if not causal else dist).double()
+    if causal:
+        bias = bias.masked_fill(j > i, float("-inf"))
+    return bias
+
+
+def _check_alibi_bias(alibi_bias) -> None:
+    for T, h in [(5, 4), (7, 8), (3, 2), (6, 1)]:
+        got = as_tensor(call(alibi_bias, T, h))
+        if tuple(got.shape) == (T, T):
+            raise Incorrect(f"your bias has shape {(T, T)}: each head has its own slope, so the result is "
+                            f"(n_heads={h}, T={T}, T={T}).")
+        if tuple(got.shape) != (h, T, T):
+            raise Incorrect(f"wrong shape: expected (n_heads={h}, T={T}, T={T}), got {tuple(got.shape)}")
+        want = _alibi(T, h)
+        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        if T > 1 and not torch.isneginf(got.double()[:, future]).all():
+            if is_close(got.double().masked_fill(future, 0.0), _alibi(T, h, causal=False).masked_fill(future, 0.0)):
+                raise Incorrect("the future keys (j > i) must stay blocked: ALiBi is added to a causal model's "
+                                "scores, so put -inf above the diagonal.")
+            if torch.isneginf(got.double()[:, future.T]).all():
+                raise Incorrect("your matrix is transposed: row i is the query, column j the key; the blocked "
+                                "entries are those with j > i (above the diagonal).")
+            raise Incorrect("entries with j > i (keys after the query) should be -inf.")
+        got_past, want_past = got.double().masked_fill(future, 0.0), want.masked_fill(future, 0.0)
+        diagnose(got_past, want_past, [
+            (_alibi(T, h, sign=1.0).masked_fill(future, 0.0),
+             "your biases grow with the distance: a key further back must be penalised, -m * (i - j), not +."),
+            (_alibi(T, h, first=0).masked_fill(future, 0.0),
+             f"the slopes are 2^(-8(k+1)/n_heads) for head k = 0 .. n_heads-1: head 0's slope is 2^(-8/{h}), "
+             "not 1."),
+        ], f"the biases for T={T}, n_heads={h} (below the diagonal)")
 
 
 # ---- q2: the shift matrix --------------------------------------------------------------------------------------
@@ -120,10 +132,10 @@ def _block_mask(d: int) -> torch.Tensor:
 # ---- q3: rotary embeddings -------------------------------------------------------------------------------------
 
 def _rope(x: torch.Tensor, sign: float = 1.0, halves: bool = False, start: int = 0,
-          per_column: bool = False) -> torch.Tensor:
+          per_column: bool = False, scale: float = 1.0) -> torch.Tensor:
     x = x.double()
     T, d = x.shape[-2:]
-    p = torch.arange(start, start + T, dtype=torch.float64)[:, None]
+    p = torch.arange(start, start + T, dtype=torch.float64)[:, None] / scale
     om = _omegas(d, per_column=True)[1::2] if per_column else _omegas(d)
     ang = sign * p * om[None, :]
     cos, sin = ang.cos(), ang.sin()
@@ -134,30 +146,29 @@ def _rope(x: torch.Tensor, sign: float = 1.0, halves: bool = False, start: int =
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 
 
-def _check_rope(rope) -> None:
+def _check_rope_interpolated(rope_interpolated) -> None:
     g = torch.Generator().manual_seed(4)
-    for shape in [(6, 8), (2, 5, 16), (2, 3, 7, 4), (9, 2), (1, 40, 32)]:
+    for shape, scale in [((6, 8), 2.0), ((2, 5, 16), 4.0), ((2, 3, 7, 4), 2.0), ((9, 2), 8.0), ((1, 40, 32), 1.0)]:
         x = torch.randn(*shape, generator=g, dtype=torch.float64)
-        got = as_tensor(call(rope, x.clone()))
+        got = as_tensor(call(rope_interpolated, x.clone(), scale))
         if tuple(got.shape) != shape:
             raise Incorrect(f"wrong shape: expected {shape} (the same as x), got {tuple(got.shape)}")
-        want = _rope(x)
+        want = _rope(x, scale=scale)
         if is_close(got, want):
             continue
         diagnose(got, want, [
-            (_rope(x, halves=True), "you paired coordinate i with i + d/2 (the 'rotate half' layout). In this "
-                                    "course the pairs are neighbours, (0, 1), (2, 3), ..., like the sinusoidal "
-                                    "table: use x[..., 0::2] and x[..., 1::2]."),
-            (_rope(x, sign=-1.0), "you rotated by minus the angle: rotating the pair (a, b) by phi gives "
-                                  "(a cos phi - b sin phi, a sin phi + b cos phi)."),
-            (_rope(x, start=1), "positions start at 0: the first row (position 0) must come out unchanged."),
-            (_rope(x, per_column=True), "pair i turns at omega_i = 10000^(-2i/d); you used the frequency of "
-                                        "column 2i + 1 instead."),
-        ], f"the rotated vectors for x of shape {shape}")
-        norms_got, norms_x = got.double().norm(dim=-1), x.norm(dim=-1)
-        if not torch.allclose(norms_got, norms_x, atol=1e-4):
-            raise Incorrect("a rotation keeps lengths, but your output changes the norms of the rows: both "
-                            "coordinates of a pair must be rotated by the same angle, with cos and sin.")
+            (_rope(x), f"scale={scale} changed nothing: divide the positions by the scale, m / scale, before "
+                       "multiplying by the frequencies."),
+            (_rope(x, scale=1 / scale), f"you multiplied the positions by the scale ({scale}); interpolation "
+                                        "divides them, so that T * scale positions fit in the angles the model "
+                                        "was trained on."),
+            (_rope(x, halves=True, scale=scale), "you paired coordinate i with i + d/2 (the 'rotate half' layout). "
+                                                 "In this course the pairs are neighbours, (0, 1), (2, 3), ..., as "
+                                                 "in notebook 06's rope_by_hand: use x[..., 0::2] and x[..., 1::2]."),
+            (_rope(x, sign=-1.0, scale=scale), "you rotated by minus the angle: rotating the pair (a, b) by phi "
+                                               "gives (a cos phi - b sin phi, a sin phi + b cos phi)."),
+            (_rope(x, start=1, scale=scale), "positions start at 0: the first row must come out unchanged."),
+        ], f"the rotated vectors for x of shape {shape}, scale={scale}")
 
 
 # ---- q4: token + position embeddings ---------------------------------------------------------------------------
@@ -190,20 +201,19 @@ def _check_embed(embed) -> None:
 
 EXERCISES = ExerciseSet("06", "Positional encoding", [
     Question(
-        key="q1", title="The sinusoidal table", answer="sinusoidal", checker=_check_sinusoidal,
-        hints=["Positions as a column `p = torch.arange(T)[:, None]`, pair frequencies as a row "
-               "`omega = 10000 ** (-torch.arange(0, d, 2) / d)`; their product is (T, d/2).",
-               "Fill a (T, d) tensor: `pe[:, 0::2] = torch.sin(p * omega)` and `pe[:, 1::2] = torch.cos(p * omega)`."],
+        key="q1", title="ALiBi: distance as a bias", answer="alibi_bias", checker=_check_alibi_bias,
+        hints=["Slopes: `m = 2 ** (-8 * torch.arange(1, n_heads + 1) / n_heads)`, shape (n_heads,). Distances: "
+               "`i - j` with `i = torch.arange(T)[:, None]`, `j = torch.arange(T)[None, :]`, shape (T, T).",
+               "`-m[:, None, None] * (i - j)` is (n_heads, T, T); then `.masked_fill(j > i, float('-inf'))`."],
         solution='''
-def sinusoidal(T, d):
-    p = torch.arange(T, dtype=torch.float64)[:, None]                 # (T, 1)
-    omega = 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)   # (d/2,)
-    pe = torch.zeros(T, d, dtype=torch.float64)
-    pe[:, 0::2] = torch.sin(p * omega)
-    pe[:, 1::2] = torch.cos(p * omega)
-    return pe
+def alibi_bias(T, n_heads):
+    m = 2.0 ** (-8.0 * torch.arange(1, n_heads + 1, dtype=torch.float64) / n_heads)   # (h,) slopes
+    i, j = torch.arange(T)[:, None], torch.arange(T)[None, :]                           # query, key
+    bias = -m[:, None, None] * (i - j).double()                                         # (h, T, T)
+    return bias.masked_fill(j > i, float("-inf"))
 ''',
-        success="every row has the same length, sqrt(d/2), and nearby rows look alike."),
+        success="no vector is added anywhere: the score simply drops by m per token of distance, a different "
+                "amount in each head, so some heads look far back and others stay local."),
     Question(
         key="q2", title="Shifting positions is a rotation", answer="shift_matrix", checker=_check_shift_matrix,
         hints=["Pair i holds (sin(p w), cos(p w)) with w = 10000^(-2i/d). Expand sin(p w + k w) and "
@@ -222,21 +232,23 @@ def shift_matrix(k, d):
 ''',
         success="M depends on k only, not on p: moving k positions ahead is the same linear map everywhere."),
     Question(
-        key="q3", title="Rotary embeddings by hand", answer="rope", checker=_check_rope,
-        hints=["Angles: positions `torch.arange(T)[:, None]` times `10000 ** (-torch.arange(0, d, 2) / d)`, shape "
-               "(T, d/2). Take their cos and sin.",
+        key="q3", title="Longer contexts: RoPE with position interpolation", answer="rope_interpolated",
+        checker=_check_rope_interpolated,
+        hints=["It is section 7's rotation with the position m replaced by m / scale: angles = "
+               "(torch.arange(T)[:, None] / scale) * 10000 ** (-torch.arange(0, d, 2) / d), shape (T, d/2).",
                "With `a, b = x[..., 0::2], x[..., 1::2]`, the rotated pair is (a cos - b sin, a sin + b cos); "
                "interleave them back with `torch.stack([..., ...], dim=-1).flatten(-2)`."],
         solution='''
-def rope(x):
+def rope_interpolated(x, scale):
     T, d = x.shape[-2], x.shape[-1]
-    p = torch.arange(T, dtype=torch.float64)[:, None]
-    angles = p * 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)   # (T, d/2)
+    p = torch.arange(T, dtype=torch.float64)[:, None] / scale                          # squeezed positions
+    angles = p * 10000.0 ** (-torch.arange(0, d, 2, dtype=torch.float64) / d)          # (T, d/2)
     cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
     a, b = x[..., 0::2], x[..., 1::2]
     return torch.stack([a * cos - b * sin, a * sin + b * cos], dim=-1).flatten(-2)
 ''',
-        success="queries and keys rotated this way give scores that depend on m - n only."),
+        success="the scores still depend only on the offset, now (n - m) / scale: a model trained on T positions "
+                "sees T * scale tokens at angles it already knows (at the price of finer position steps)."),
     Question(
         key="q4", title="Token plus position embeddings", answer="embed", checker=_check_embed,
         hints=["Look up each token's row: `tok_table[tokens]` is (B, T, d).",

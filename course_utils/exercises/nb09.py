@@ -21,46 +21,59 @@ def _shaped(value, shape, names: str) -> torch.Tensor:
     return t
 
 
-# ---- q1: softmax with a temperature ----------------------------------------------------------------------------
+# ---- q1: min-p filtering ----------------------------------------------------------------------------------------
 
-def _check_temperature(softmax_with_temperature) -> None:
+def _ref_min_p(logits: torch.Tensor, min_p: float) -> torch.Tensor:
+    probs = torch.softmax(logits.double(), dim=-1)
+    keep = probs >= min_p * probs.amax(dim=-1, keepdim=True)
+    return logits.masked_fill(~keep, float("-inf"))
+
+
+def _check_min_p_filter(min_p_filter) -> None:
     g = torch.Generator().manual_seed(0)
-    for shape, T in [((3, 7), 0.5), ((7,), 2.0), ((2, 4, 5), 0.25), ((3, 7), 1.0), ((6,), 3.0)]:
+    candidates, generic = None, None          # the likely mistakes consistent with every wrong case so far
+    for shape, m in [((3, 9), 0.1), ((9,), 0.3), ((2, 4, 7), 0.05), ((5, 8), 0.5), ((4, 12), 0.2)]:
         logits = torch.randn(*shape, generator=g) * 2
-        got = _shaped(call(softmax_with_temperature, logits.clone(), T), shape, "... V")
-        want = torch.softmax(logits / T, dim=-1)
-        if _close(got, want):
+        got = _shaped(call(min_p_filter, logits.clone(), m), shape, "... V")
+        want = _ref_min_p(logits, m)
+        kept, want_kept = torch.isfinite(got), torch.isfinite(want)
+        if torch.equal(kept, want_kept) and _close(got.masked_fill(~kept, 0.0), want.masked_fill(~want_kept, 0.0)):
             continue
-        if _close(got, torch.softmax(logits * T, dim=-1)):
-            raise Incorrect(f"with temperature {T} your probabilities equal softmax(logits * {T}): the "
-                            "temperature should divide the logits, not multiply them (a low temperature makes "
-                            "the distribution sharper).")
-        if len(shape) > 1 and _close(got, torch.softmax(logits / T, dim=0)):
-            raise Incorrect("you normalised along dim 0; the vocabulary is the last dim: softmax(..., dim=-1).")
-        sums = got.double().sum(-1)
-        if not torch.allclose(sums, torch.ones_like(sums), atol=1e-4):
-            if _close(got, logits / T):
-                raise Incorrect("you returned logits / temperature: apply a softmax to turn them into "
-                                "probabilities.")
-            raise Incorrect(f"the rows do not sum to 1 (one sums to {sums.flatten()[0].item():.4g}): the "
-                            "result should be a probability distribution over the last dim.")
-        if _close(got, torch.softmax(logits, dim=-1)):
-            raise Incorrect(f"with temperature {T} you returned the plain softmax: divide the logits by the "
-                            "temperature first.")
-        raise Incorrect(f"for temperature {T} the probabilities are not right: expected "
-                        f"{want.flatten()[:3].tolist()}..., got {got.flatten()[:3].tolist()}...")
+        if not torch.isneginf(got[~kept]).all() or (torch.equal(kept, torch.ones_like(kept))
+                                                    and (got == 0).any() and not (want == 0).any()):
+            raise Incorrect("the filtered-out tokens should get the logit float('-inf') (probability exactly 0 "
+                            "after the softmax), not 0: a logit of 0 is an ordinary score.")
+        if torch.equal(kept, want_kept):
+            raise Incorrect("the right tokens are kept, but their logits changed: keep the kept logits as they are.")
+        probs = torch.softmax(logits.double(), dim=-1)
+        suspects = {
+            "you kept the tokens with probability at least min_p itself; min-p scales the threshold by the most "
+            "likely token's probability: keep p_i >= min_p * max_j p_j.": probs >= m,
+            "you compared logits; the threshold is on the probabilities: softmax first, then p_i >= min_p * max p.":
+                logits >= m * logits.amax(-1, keepdim=True),
+            "the threshold is min_p times the largest probability, not (1 - min_p) times.":
+                probs >= (1 - m) * probs.amax(-1, keepdim=True),
+        }
+        matching = [msg for msg, wrong in suspects.items() if torch.equal(kept, wrong)]
+        candidates = matching if candidates is None else [c for c in candidates if c in matching]
+        generic = (f"with min_p = {m} you keep {int(kept.sum())} tokens where {int(want_kept.sum())} should remain "
+                   "(those with p_i >= min_p * max p).")
+        if len(candidates) <= 1:
+            break
+    if generic is not None:
+        raise Incorrect(candidates[0] if candidates else generic)
 
 
 # ---- q2: top-k -------------------------------------------------------------------------------------------------
 
-def _check_top_k(top_k_filter) -> None:
+def _check_top_k(keep_top_k) -> None:
     g = torch.Generator().manual_seed(1)
     cases = [(torch.randn(4, 10, generator=g), 3), (torch.randn(12, generator=g), 1),
              (torch.randn(2, 3, 6, generator=g), 6), (torch.randn(5, 8, generator=g), 5),
              (torch.tensor([[1.0, 3.0, 3.0, 3.0, 0.5, 2.0]]), 2),        # ties at the k-th value
              (torch.tensor([0.2, 2.0, 2.0, -1.0, 1.0]), 2)]
     for logits, k in cases:
-        got = _shaped(call(top_k_filter, logits.clone(), k), tuple(logits.shape), "... V")
+        got = _shaped(call(keep_top_k, logits.clone(), k), tuple(logits.shape), "... V")
         kept = torch.isfinite(got)
         n_kept = kept.sum(-1)
         if torch.isnan(got).any():
@@ -236,22 +249,25 @@ def _check_greedy_generate(greedy_generate) -> None:
 
 EXERCISES = ExerciseSet("09", "Generation", [
     Question(
-        key="q1", title="Softmax with a temperature", answer="softmax_with_temperature",
-        checker=_check_temperature,
-        hints=["Divide the logits by the temperature, then take a softmax over the last dim.",
-               "`torch.softmax(logits / temperature, dim=-1)`"],
+        key="q1", title="Min-p filtering", answer="min_p_filter", checker=_check_min_p_filter,
+        hints=["Probabilities first: `probs = torch.softmax(logits, dim=-1)`; the threshold of each row is "
+               "`min_p * probs.amax(dim=-1, keepdim=True)`.",
+               "`logits.masked_fill(probs < threshold, float('-inf'))` keeps the rest unchanged."],
         solution='''
-def softmax_with_temperature(logits, temperature):
-    return torch.softmax(logits / temperature, dim=-1)
+def min_p_filter(logits, min_p):
+    probs = torch.softmax(logits, dim=-1)
+    threshold = min_p * probs.amax(dim=-1, keepdim=True)          # (..., 1): a share of the top probability
+    return logits.masked_fill(probs < threshold, float("-inf"))
 ''',
-        success="a temperature below 1 sharpens the distribution, above 1 flattens it."),
+        success="like top-p, min-p adapts to the model's confidence: a sure model keeps one or two tokens, an "
+                "unsure one keeps many; unlike top-p it needs no sort."),
     Question(
-        key="q2", title="Top-k filtering", answer="top_k_filter", checker=_check_top_k,
+        key="q2", title="Top-k filtering", answer="keep_top_k", checker=_check_top_k,
         hints=["`torch.topk(logits, k, dim=-1)` gives the values and the *indices* of the k largest.",
                "Start from a tensor full of -inf (`torch.full_like(logits, float('-inf'))`) and put the kept "
                "logits back at their indices with `.scatter(-1, indices, values)`."],
         solution='''
-def top_k_filter(logits, k):
+def keep_top_k(logits, k):
     values, indices = torch.topk(logits, k, dim=-1)
     out = torch.full_like(logits, float("-inf"))
     return out.scatter(-1, indices, values)
