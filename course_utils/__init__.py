@@ -16,6 +16,8 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     train        the training loop, presets, and `python -m course_utils.train`                (08)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
+    mlm          BERT's masking rule (15%; 80/10/10), the bidirectional MiniBERT, fill_in      (13)
+    seq2seq      cross-attention, the decoder layer, the encoder-decoder, the reversal task   (13)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import ShapeError, check_shape
-from .model import GPTConfig, MiniGPT
+from .model import MiniGPT
 
 IGNORE = -100   # target value at positions that are not scored (F.cross_entropy's default ignore_index)
 
@@ -120,5 +120,3 @@ def fill_in(model: MiniBERT, ids: torch.Tensor, blanks: torch.Tensor, mask_id: i
     model.train(was_training)
     return top.indices, top.values
 
-
-__all__ = ["IGNORE", "apply_masking", "mask_tokens", "MiniBERT", "fill_in", "GPTConfig"]
