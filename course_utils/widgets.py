@@ -204,7 +204,10 @@ def sizing_calculator(presets: dict | None = None, start: str = "Llama-3-8B"):
                                  d_ff=d_ff, name=f"{base.name} (as set)" if base.d_model != d_model.value or
                                  base.n_layers != layers.value else base.name)
             except sizing.ConfigError as err:
-                print(f"not a valid config: {err}")
+                # the settings are printed too, so the output follows every control even while invalid
+                print(f"d_model={d_model.value}, layers={layers.value}, heads={heads.value}, kv heads={kv.value}, "
+                      f"vocabulary={vocab.value:,}, context={context.value:,}, {precision.value}: "
+                      f"not a valid config: {err}")
                 return
             print(sizing.summary(cfg, T=context.value, precision=precision.value))
 

@@ -192,6 +192,8 @@ def test_sizing_calculator_widget(capsys):
     assert kv.value == 16 and "16 heads (no GQA)" in capsys.readouterr().out
     heads.value = 7                      # does not divide 768: explained, not a traceback
     assert "not a valid config" in capsys.readouterr().out
+    kv.value = 1                         # still invalid: the output names the settings, so it follows every control
+    assert "kv heads=1" in capsys.readouterr().out
     heads.value = 12
     precision.value = "int4"
     assert "weights in int4" in capsys.readouterr().out
