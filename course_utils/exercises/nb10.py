@@ -5,21 +5,10 @@ from __future__ import annotations
 
 import math
 
+from ..bpe import merge as _bpe_merge
 from .core import ExerciseSet, Incorrect, LearnerCodeError, Question, call, expect_number
 
 # ---- q1: one merge step -----------------------------------------------------------------------------------------
-
-
-def _ref_merge(ids, pair, new_id):
-    out, i = [], 0
-    while i < len(ids):
-        if i < len(ids) - 1 and (ids[i], ids[i + 1]) == tuple(pair):
-            out.append(new_id)
-            i += 2
-        else:
-            out.append(ids[i])
-            i += 1
-    return out
 
 
 def _as_id_list(value, what: str) -> list[int]:
@@ -38,17 +27,17 @@ def _check_merge(merge_pair_in) -> None:
              ([9, 8, 9, 8], (9, 8), 257), ([2, 5, 2, 5, 5, 2], (5, 2), 400)]
     for ids, pair, new in cases:
         got = _as_id_list(call(merge_pair_in, list(ids), pair, new), "your result")
-        want = _ref_merge(ids, pair, new)
+        want = _bpe_merge(ids, tuple(pair), new)
         if got == want:
             continue
         if got == ids and want != ids:
             raise Incorrect(f"merging {pair} in {ids} changed nothing: every occurrence of the pair should become "
                             f"{new}. Expected {want}.")
-        first_only = _ref_merge(ids[:ids_index(ids, pair) + 2], pair, new) + ids[ids_index(ids, pair) + 2:]
+        first_only = _bpe_merge(ids[:ids_index(ids, pair) + 2], tuple(pair), new) + ids[ids_index(ids, pair) + 2:]
         if got == first_only:
             raise Incorrect(f"in {ids} you merged only the first occurrence of {pair}: a merge replaces every "
                             f"occurrence. Expected {want}, got {got}.")
-        rev = _ref_merge(ids[::-1], pair[::-1], new)[::-1]
+        rev = _bpe_merge(ids[::-1], tuple(pair[::-1]), new)[::-1]
         if got == rev and rev != want:
             raise Incorrect(f"in {ids} you got {got}: when occurrences overlap (as in 1, 1, 1) scan from the left "
                             f"and skip the id you just used. Expected {want}.")
