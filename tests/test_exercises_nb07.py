@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from helpers import assert_incorrect
 
-from course_utils.exercises import load
+from course_utils.exercises import ____, load
 
 ex = load("07")
 
@@ -34,33 +34,45 @@ def test_rms_norm_mistakes():
     assert_incorrect(ex.q1, no_eps, "add eps")
 
 
-def test_feed_forward_mistakes():
-    assert_incorrect(ex.q2, lambda x, W1, b1, W2, b2: torch.relu(x @ W1 + b1) @ W2 + b2, "ReLU")
-    assert_incorrect(ex.q2, lambda x, W1, b1, W2, b2: (x @ W1 + b1) @ W2 + b2, "activation is missing")
-    assert_incorrect(ex.q2, lambda x, W1, b1, W2, b2: F.gelu((x @ W1 + b1) @ W2 + b2), "after the second layer")
-    assert_incorrect(ex.q2, lambda x, W1, b1, W2, b2: F.gelu(x @ W1) @ W2, "bias is missing")
-    assert_incorrect(ex.q2, lambda x, W1, b1, W2, b2: F.gelu(x @ W1 + b1), "hidden layer")
+def test_swiglu_mistakes():
+    assert ex.q2.evaluate(ex.q2.reference()).passed
+    assert_incorrect(ex.q2, lambda x, g, u, w: (F.silu(x @ u) * (x @ g)) @ w, "gate branch")
+    assert_incorrect(ex.q2, lambda x, g, u, w: (F.gelu(x @ g) * (x @ u)) @ w, "GELU")
+    assert_incorrect(ex.q2, lambda x, g, u, w: (torch.sigmoid(x @ g) * (x @ u)) @ w, "gate of GLU")
+    assert_incorrect(ex.q2, lambda x, g, u, w: (F.silu(x @ g) + (x @ u)) @ w, "not added")
+    assert_incorrect(ex.q2, lambda x, g, u, w: F.silu(x @ g) @ w, "up branch is missing")
+    assert_incorrect(ex.q2, lambda x, g, u, w: F.silu((x @ g) * (x @ u)) @ w, "before the product")
+    assert_incorrect(ex.q2, lambda x, g, u, w: F.silu(x @ g) * (x @ u), "Project it back")
+    assert ex.q2.evaluate(lambda x, g, u, w: ____).status == "not attempted"
 
 
-def test_pre_norm_block_mistakes():
-    def post_norm(x, ln1, attn, ln2, ffn):
+def test_post_norm_block_mistakes():
+    assert ex.q3.evaluate(ex.q3.reference()).passed
+
+    def pre_norm(x, ln1, attn, ln2, ffn):
+        h = x + attn(ln1(x))
+        return h + ffn(ln2(h))
+
+    def no_second_norm(x, ln1, attn, ln2, ffn):
         h = ln1(x + attn(x))
-        return ln2(h + ffn(h))
+        return h + ffn(h)
 
     def no_residual(x, ln1, attn, ln2, ffn):
-        return ffn(ln2(attn(ln1(x))))
+        return ln2(ffn(ln1(attn(x))))
+
+    def swapped(x, ln1, attn, ln2, ffn):
+        h = ln2(x + attn(x))
+        return ln1(h + ffn(h))
 
     def parallel(x, ln1, attn, ln2, ffn):
-        return x + attn(ln1(x)) + ffn(ln2(x))
+        return ln2(x + attn(x) + ffn(x))
 
-    def one_residual(x, ln1, attn, ln2, ffn):
-        h = x + attn(ln1(x))
-        return ffn(ln2(h))
-
-    assert_incorrect(ex.q3, post_norm, "post-norm")
+    assert_incorrect(ex.q3, pre_norm, "pre-norm block")
+    assert_incorrect(ex.q3, no_second_norm, "second LayerNorm is missing")
     assert_incorrect(ex.q3, no_residual, "residual connections are missing")
+    assert_incorrect(ex.q3, swapped, "swapped")
     assert_incorrect(ex.q3, parallel, "should see h")
-    assert_incorrect(ex.q3, one_residual, "second residual")
+    assert ex.q3.evaluate(lambda x, ln1, attn, ln2, ffn: ____).status == "not attempted"
 
 
 def test_block_params_mistakes():

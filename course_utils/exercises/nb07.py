@@ -1,5 +1,5 @@
-"""Exercises for notebook 07 (the transformer block): RMSNorm, the feed-forward network, the pre-norm block,
-and the parameter count of one block."""
+"""Exercises for notebook 07 (the transformer block): RMSNorm, the SwiGLU feed-forward network, the post-norm block
+of the 2017 paper, and the parameter count of one block."""
 
 from __future__ import annotations
 
@@ -63,34 +63,39 @@ def _ln_ref(x, gamma, beta, eps=1e-5):
     return (x - mean) / torch.sqrt(var + eps) * gamma + beta
 
 
-# ---- q2: the feed-forward network -----------------------------------------------------------------------------
+# ---- q2: the SwiGLU feed-forward network -------------------------------------------------------------------------
 
-def _check_feed_forward(feed_forward) -> None:
+def _check_swiglu(swiglu) -> None:
     g = torch.Generator().manual_seed(8)
-    for B, T, d in [(2, 3, 8), (1, 5, 4), (3, 2, 6)]:
+    for B, T, d, hidden in [(2, 3, 8, 12), (1, 5, 4, 10), (3, 2, 6, 16)]:
         x = torch.randn(B, T, d, generator=g)
-        W1, b1 = torch.randn(d, 4 * d, generator=g), torch.randn(4 * d, generator=g)
-        W2, b2 = torch.randn(4 * d, d, generator=g), torch.randn(d, generator=g)
-        out = call(feed_forward, x.clone(), W1.clone(), b1.clone(), W2.clone(), b2.clone())
-        t = as_tensor(out)
-        if tuple(t.shape) == (B, T, 4 * d):
-            raise Incorrect(f"wrong shape: got (B, T, 4d) = {tuple(t.shape)}; that is the hidden layer. "
-                            "Project it back to d with W2 (and add b2).")
+        W_gate, W_up = torch.randn(d, hidden, generator=g), torch.randn(d, hidden, generator=g)
+        W_down = torch.randn(hidden, d, generator=g) / hidden ** 0.5
+        t = as_tensor(call(swiglu, x.clone(), W_gate.clone(), W_up.clone(), W_down.clone()))
+        if tuple(t.shape) == (B, T, hidden):
+            raise Incorrect(f"wrong shape: got (B, T, hidden) = {tuple(t.shape)}; that is the gated hidden layer. "
+                            "Project it back to d with W_down.")
         got = _shaped(t, (B, T, d))
-        want = F.gelu(x @ W1 + b1) @ W2 + b2
+        gate, up = x @ W_gate, x @ W_up
+        want = (F.silu(gate) * up) @ W_down
         if _close(got, want):
             continue
-        if _close(got, torch.relu(x @ W1 + b1) @ W2 + b2):
-            raise Incorrect("you used ReLU; the course's block (like GPT-2) uses GELU: F.gelu(x @ W1 + b1).")
-        if _close(got, (x @ W1 + b1) @ W2 + b2):
-            raise Incorrect("the activation is missing: without it the two layers collapse into one linear map "
-                            "x (W1 W2) + const. Apply F.gelu to the hidden layer.")
-        if _close(got, F.gelu((x @ W1 + b1) @ W2 + b2)):
-            raise Incorrect("the GELU is applied after the second layer; it belongs between the two: "
-                            "F.gelu(x @ W1 + b1) @ W2 + b2.")
-        if _close(got, F.gelu(x @ W1) @ W2) or _close(got, F.gelu(x @ W1 + b1) @ W2) or \
-                _close(got, F.gelu(x @ W1) @ W2 + b2):
-            raise Incorrect("a bias is missing: add b1 after the first product and b2 after the second.")
+        suspects = [
+            ((F.silu(up) * gate) @ W_down, "the SiLU goes on the gate branch, x @ W_gate, and the other branch "
+                                           "x @ W_up stays linear: (silu(x @ W_gate) * (x @ W_up)) @ W_down."),
+            ((F.gelu(gate) * up) @ W_down, "you used GELU; SwiGLU's gate uses SiLU (swish), x * sigmoid(x): "
+                                           "F.silu(x @ W_gate)."),
+            ((torch.sigmoid(gate) * up) @ W_down, "sigmoid(x @ W_gate) is the gate of GLU; SwiGLU uses SiLU, "
+                                                  "x * sigmoid(x): F.silu(x @ W_gate)."),
+            ((F.silu(gate) + up) @ W_down, "the two branches are multiplied element by element, not added: the "
+                                           "gate decides how much of each hidden unit of x @ W_up passes."),
+            (F.silu(gate) @ W_down, "the up branch is missing: multiply the gate by x @ W_up before W_down."),
+            (F.silu(gate * up) @ W_down, "the SiLU applies to the gate branch alone, before the product: "
+                                         "silu(x @ W_gate) * (x @ W_up)."),
+        ]
+        for wrong, message in suspects:
+            if _close(got, wrong):
+                raise Incorrect(message)
         expect_close(got, want, what="the outputs", atol=1e-4)
 
 
@@ -117,31 +122,32 @@ def _parts(d: int, seed: int):
     return ln1, attn, ln2, ffn
 
 
-def _check_pre_norm_block(pre_norm_block) -> None:
+def _check_post_norm_block(post_norm_block) -> None:
     for B, T, d, seed in [(2, 5, 8, 1), (1, 3, 16, 2), (3, 4, 4, 3)]:
         ln1, attn, ln2, ffn = _parts(d, seed)
         x = torch.randn(B, T, d, generator=torch.Generator().manual_seed(seed + 10)) * 2
-        got = _shaped(call(pre_norm_block, x.clone(), ln1, attn, ln2, ffn), (B, T, d))
-        h = x + attn(ln1(x))
-        want = h + ffn(ln2(h))
+        got = _shaped(call(post_norm_block, x.clone(), ln1, attn, ln2, ffn), (B, T, d))
+        h = ln1(x + attn(x))
+        want = ln2(h + ffn(h))
         if _close(got, want):
             continue
-        post = ln1(x + attn(x))
-        if _close(got, ln2(post + ffn(post))):
-            raise Incorrect("that is the post-norm block of the original 2017 paper, LN(x + f(x)). The pre-norm "
-                            "block normalises the *input* of each sublayer and adds the raw x: "
-                            "h = x + attn(ln1(x)); out = h + ffn(ln2(h)).")
-        a = attn(ln1(x))
-        if _close(got, ffn(ln2(a))):
-            raise Incorrect("the residual connections are missing: add the sublayer's input back, "
-                            "h = x + attn(ln1(x)), then h + ffn(ln2(h)).")
-        if _close(got, ffn(ln2(h))):
-            raise Incorrect("the second residual is missing: return h + ffn(ln2(h)), not ffn(ln2(h)).")
-        if _close(got, x + a + ffn(ln2(x))):
-            raise Incorrect("the feed-forward sees ln2(x), the block's input: it should see h = x + attn(ln1(x)), "
-                            "the output of the attention step (the two sublayers run one after the other).")
-        if _close(got, h + ffn(ln1(h))) or _close(got, x + attn(ln2(x)) + ffn(ln1(x + attn(ln2(x))))):
-            raise Incorrect("the two LayerNorms are swapped or shared: ln1 goes before attn, ln2 before ffn.")
+        pre = x + attn(ln1(x))
+        if _close(got, pre + ffn(ln2(pre))):
+            raise Incorrect("that is the pre-norm block of section 3 (the course's). Post-norm normalises *after* "
+                            "each addition: h = ln1(x + attn(x)); out = ln2(h + ffn(h)).")
+        if _close(got, h + ffn(h)):
+            raise Incorrect("the second LayerNorm is missing: post-norm normalises after every addition, "
+                            "ln2(h + ffn(h)).")
+        if _close(got, ln2(ffn(ln1(attn(x))))) or _close(got, ln2(ffn(h))):
+            raise Incorrect("the residual connections are missing: add each sublayer's input to its output "
+                            "before normalising, ln1(x + attn(x)).")
+        swapped = ln2(x + attn(x))
+        if _close(got, ln1(swapped + ffn(swapped))):
+            raise Incorrect("the two LayerNorms are swapped: ln1 follows the attention step, ln2 the "
+                            "feed-forward step.")
+        if _close(got, ln2(x + attn(x) + ffn(x))):
+            raise Incorrect("the feed-forward sees x, the block's input: it should see h = ln1(x + attn(x)), the "
+                            "output of the attention step (the two sublayers run one after the other).")
         expect_close(got, want, what="the block's outputs", atol=1e-4)
 
 
@@ -188,26 +194,29 @@ def rms_norm(x, gamma, eps=1e-6):
         success="RMSNorm (used by LLaMA and most recent models) is LayerNorm without the centring and the shift: "
                 "fewer operations, about the same effect."),
     Question(
-        key="q2", title="The feed-forward network", answer="feed_forward", checker=_check_feed_forward,
-        hints=["x is (B, T, d), W1 is (d, 4d): x @ W1 + b1 is the (B, T, 4d) hidden layer.",
-               "GELU on the hidden layer, then @ W2 + b2 brings it back to (B, T, d)."],
+        key="q2", title="The SwiGLU feed-forward network", answer="swiglu", checker=_check_swiglu,
+        hints=["Two branches from the same x: the gate `F.silu(x @ W_gate)` and the value `x @ W_up`, both "
+               "(B, T, hidden).",
+               "Multiply them element by element, then project back: `(gate * up) @ W_down`."],
         solution='''
-def feed_forward(x, W1, b1, W2, b2):
-    hidden = F.gelu(x @ W1 + b1)          # (B, T, 4d)
-    return hidden @ W2 + b2               # (B, T, d)
+def swiglu(x, W_gate, W_up, W_down):
+    gate = F.silu(x @ W_gate)             # (B, T, hidden): silu(z) = z * sigmoid(z)
+    up = x @ W_up                         # (B, T, hidden)
+    return (gate * up) @ W_down           # (B, T, d)
 ''',
-        success="the same two-layer network runs at every position, independently: attention mixes positions, "
-                "the feed-forward transforms each one."),
+        success="three matrices instead of two: LLaMA-style models shrink the hidden width to about 8d/3 so "
+                "that the parameter count stays near the 4d GELU network's 8d^2."),
     Question(
-        key="q3", title="The pre-norm block", answer="pre_norm_block", checker=_check_pre_norm_block,
-        hints=["Two steps, each 'x plus a sublayer of the normalised x'.",
-               "h = x + attn(ln1(x)); then return h + ffn(ln2(h))."],
+        key="q3", title="The post-norm block", answer="post_norm_block", checker=_check_post_norm_block,
+        hints=["Post-norm: add first, then normalise the sum. Two steps, each LN(input + sublayer(input)).",
+               "h = ln1(x + attn(x)); then return ln2(h + ffn(h))."],
         solution='''
-def pre_norm_block(x, ln1, attn, ln2, ffn):
-    h = x + attn(ln1(x))
-    return h + ffn(ln2(h))
+def post_norm_block(x, ln1, attn, ln2, ffn):
+    h = ln1(x + attn(x))
+    return ln2(h + ffn(h))
 ''',
-        success="the residual stream x flows through untouched; each sublayer only adds to it."),
+        success="the 2017 block: every output is normalised, so no raw residual stream runs through the stack; "
+                "section 4's measurement shows what that does to the gradients of a deep stack."),
     Question(
         key="q4", title="Parameters per block", answer="block_params", checker=_check_block_params,
         hints=["Attention: four d x d matrices W_Q, W_K, W_V, W_O, each with a bias of d.",
