@@ -59,6 +59,27 @@ def test_a_tiny_ablation_run(tmp_path):
         assert r["val_bits"] == pytest.approx(r["val_nats"] / math.log(2), abs=1e-4)
 
 
+def test_two_jobs_and_reuse(tmp_path):
+    """Two worker processes give the rows of the runs in the planned order; reuse trains only what is missing."""
+    from course_utils import scoreboard
+    _, _, val = scoreboard.wiki_char_data()
+    out = tmp_path / "a.csv"
+    rows = ablation.run_ablation(0.3, [0, 1], out, val_ids=val[:2000], only=["gqa"], log=lambda m: None, jobs=2)
+    assert sorted((r["run"], r["seed"]) for r in rows) == [("baseline", 0), ("baseline", 1), ("gqa", 0), ("gqa", 1)]
+    back = read_csv(out)
+    assert [(r["run"], r["seed"]) for r in back] == [("baseline", 0), ("baseline", 1), ("gqa", 0), ("gqa", 1)]
+    assert all(r["threads"] == 1 and r["steps"] >= 1 for r in back)
+    logs = []
+    again = ablation.run_ablation(0.3, [0, 1, 2], out, val_ids=val[:2000], only=["gqa"], log=logs.append,
+                                  reuse=True)
+    assert sum("(stored)" in m for m in logs) == 4 and len(logs) == 6     # only seed 2 trained
+    assert [r["val_nats"] for r in again[:2]] == [r["val_nats"] for r in back[:2]]
+    assert [(r["run"], r["seed"]) for r in read_csv(out)] == [("baseline", 0), ("baseline", 1), ("baseline", 2),
+                                                               ("gqa", 0), ("gqa", 1), ("gqa", 2)]
+    with pytest.raises(ValueError, match="jobs"):
+        ablation.run_ablation(0.3, [0], None, jobs=0)
+
+
 def test_command_line_errors(capsys):
     with pytest.raises(SystemExit):
         ablation.main(["--quick", "--only", "alibi"])
@@ -71,11 +92,12 @@ def test_command_line_errors(capsys):
 def test_the_stored_table_is_complete():
     rows = read_csv()
     runs = {r["run"] for r in rows}
-    assert {"baseline", "recipe"} <= runs
+    assert {"baseline", "all"} | set(CHANGES) <= runs                     # every change alone, and all together
     for name in runs:
         seeds = {r["seed"] for r in rows if r["run"] == name}
         assert len(seeds) >= 2, name                                      # the spread needs two seeds
     assert len({(r["budget_cpu_s"], r["threads"], r["eval_stride"]) for r in rows}) == 1   # one protocol
+    assert rows[0]["budget_cpu_s"] == ablation.FULL_CPU_SECONDS
     _, _, val = __import__("course_utils.scoreboard", fromlist=["x"]).wiki_char_data()
     for r in rows:
         assert 0 < r["val_bits"] < math.log2(96) and r["val_nats"] == pytest.approx(r["val_bits"] * math.log(2),
