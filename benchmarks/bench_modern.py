@@ -3,9 +3,9 @@
     python benchmarks/bench_modern.py [--minutes 5] [--clock wall|process] [--threads N] [--seed 0]
 
 Trains notebook 08's CPU preset (``train.preset``), then the modern recipe (``recipe.modern_preset``: the same
-sizes with RoPE, RMSNorm, SwiGLU, untied output, zero-init, no biases, warm-up-stable-decay and Muon), each for
-the same budget on the Wikipedia text, back to back in this process; scores both on the whole validation split of
-the scoreboard (``train.evaluate``) and prints:
+sizes with RoPE, RMSNorm, ReLU², QK-norm, untied output, zero-init, GQA, no biases, warm-up-stable-decay and
+Muon), each for the same budget on the Wikipedia text, back to back in this process; scores both on the whole
+validation split of the scoreboard (``train.evaluate``) and prints:
 
 * the recipe's validation loss as a ratio to the preset's (target: at most 0.95 in 5 minutes);
 * training tokens per second, and the share of the CPU's estimated peak FLOP/s that training reaches

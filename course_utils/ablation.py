@@ -14,7 +14,8 @@ bits per character (bits = nats / ln 2). Every configuration runs with several s
 batch order), so the table shows the spread.
 
 Phases: (1) the baseline and each change alone; (2) "all": every change together (SwiGLU as the feed-forward);
-(3) "recipe": the changes that helped alone by more than the seed spread, together.
+"helped_alone": the changes that helped alone by more than the seed spread, together; "modern": the preset of
+``python -m course_utils.train --recipe modern`` (``recipe.RECIPE``, the best combination this table found).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import torch
 
 from . import runtime, scoreboard
 from .model import MiniGPT
+from .recipe import RECIPE
 from .train import evaluate, preset, train
 
 CSV_PATH = Path(__file__).resolve().parent.parent / "data" / "ablation_modern.csv"
@@ -165,7 +167,7 @@ def run_ablation(cpu_seconds: float, seeds: list[int], out: Path | None, val_ids
     """Run the phases (see the module docstring) and return the CSV rows; ``out`` is rewritten after every run.
 
     only: the single changes to run (None = all); combos: extra named runs {name: [changes]};
-    auto: add the runs "all" and "recipe" (only when every single change ran);
+    auto: add the runs "all", "helped_alone" and "modern" (only when every single change ran);
     jobs: runs trained side by side, each in its own process on one thread (2 on a 2-core CPU: the budgets are
     CPU time of each process, so the runs stay comparable; the table takes about half the wall time);
     reuse: keep the rows of ``out`` that have the same run, changes, seed and budget instead of training again."""
@@ -224,7 +226,10 @@ def run_ablation(cpu_seconds: float, seeds: list[int], out: Path | None, val_ids
         everything = [n for n in CHANGES if n != "relu2"]
         chosen = helpful(summarise(rows))
         log(f"changes that helped alone: {', '.join(chosen) or 'none'}")
-        do([("all", everything)] + ([("recipe", chosen)] if chosen and chosen != everything else []))
+        planned = [("all", everything)] + ([("helped_alone", chosen)] if chosen and chosen != everything else [])
+        planned.append(("modern", list(RECIPE)))
+        do(planned)
+    write()                          # the whole table in the planned order, also when every row was stored
     return rows
 
 
@@ -240,7 +245,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-baseline", action="store_true", help="skip the baseline runs")
     p.add_argument("--combo", action="append", default=[], metavar="NAME=A+B",
                    help="an extra run with several changes together, e.g. recipe=rope+muon")
-    p.add_argument("--no-auto", action="store_true", help="skip the automatic 'all' and 'recipe' runs")
+    p.add_argument("--no-auto", action="store_true", help="skip the automatic 'all', 'helped_alone' and "
+                                                                    "'modern' runs")
     p.add_argument("--jobs", type=int, default=1, help="runs trained side by side, one process and one thread "
                                                        "each (default 1; 2 on a 2-core CPU halves the wall time)")
     p.add_argument("--reuse", action="store_true", help="keep the rows of the CSV with the same run, seed and "

@@ -436,7 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--recipe", choices=("gpt2", "modern"), default="gpt2",
                    help="gpt2: notebook 08's model and training (default). modern: notebook 15's recipe (RoPE, "
-                        "RMSNorm, SwiGLU, untied output, zero-init, no biases, warm-up-stable-decay, Muon), dropout "
+                        "RMSNorm, ReLU^2, QK-norm, untied output, zero-init, grouped-query attention, no biases, "
+                        "warm-up-stable-decay, Muon), dropout "
                         "and weight decay set by tokens per parameter, and the checkpoint with the best validation "
                         "loss kept")
     args = p.parse_args(argv)

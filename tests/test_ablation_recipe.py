@@ -5,6 +5,7 @@ line."""
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 import torch
@@ -76,6 +77,11 @@ def test_two_jobs_and_reuse(tmp_path):
     assert [r["val_nats"] for r in again[:2]] == [r["val_nats"] for r in back[:2]]
     assert [(r["run"], r["seed"]) for r in read_csv(out)] == [("baseline", 0), ("baseline", 1), ("baseline", 2),
                                                                ("gqa", 0), ("gqa", 1), ("gqa", 2)]
+    back = read_csv(out)
+    with open(out, "a") as f:                                             # a row no run plans: dropped
+        f.write("old,rope,0,0.3,1,1,2048,0.3,0.3,1,64,4.0,5.8\n")
+    ablation.run_ablation(0.3, [0, 1, 2], out, val_ids=val[:2000], only=["gqa"], log=lambda m: None, reuse=True)
+    assert read_csv(out) == back                     # nothing trained; the file holds the planned rows, in order
     with pytest.raises(ValueError, match="jobs"):
         ablation.run_ablation(0.3, [0], None, jobs=0)
 
@@ -92,7 +98,11 @@ def test_command_line_errors(capsys):
 def test_the_stored_table_is_complete():
     rows = read_csv()
     runs = {r["run"] for r in rows}
-    assert {"baseline", "all"} | set(CHANGES) <= runs                     # every change alone, and all together
+    assert {"baseline", "all", "modern"} | set(CHANGES) <= runs           # every change alone, and together
+    modern = [r for r in rows if r["run"] == "modern"]                    # the preset is the run it was chosen by
+    assert {r["changes"] for r in modern} == {"+".join(recipe.RECIPE)}
+    mean = {n: statistics.fmean(r["val_bits"] for r in rows if r["run"] == n) for n in runs}
+    assert mean["modern"] == min(mean.values())                            # ... and the best one in the table
     for name in runs:
         seeds = {r["seed"] for r in rows if r["run"] == name}
         assert len(seeds) >= 2, name                                      # the spread needs two seeds
@@ -160,6 +170,7 @@ def test_command_line_recipe_modern(tmp_path, capsys):
     assert "recipe modern" in printed and "dropout 0.2" in printed and out.exists()
     from course_utils.checkpoint import load_model
     model, tok, state = load_model(out)
-    assert model.config.pos == "rope" and model.config.mlp == "swiglu" and not model.config.tied
+    assert model.config.pos == "rope" and model.config.mlp == "relu2" and not model.config.tied
+    assert model.config.n_kv_heads == 2 and model.config.qk_norm
     with pytest.raises(SystemExit):
         main(["--text", str(text), "--minutes", "1", "--recipe", "llama"])
