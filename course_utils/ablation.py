@@ -218,7 +218,6 @@ def run_ablation(cpu_seconds: float, seeds: list[int], out: Path | None, val_ids
                 rows.append(r.result())
                 write()
                 report(rows[-1])
-        write()
 
     singles = list(CHANGES) if only is None else list(only)      # in the order asked for
     do(([("baseline", [])] if baseline else []) + [(n, [n]) for n in singles] + list((combos or {}).items()))
