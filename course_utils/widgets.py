@@ -280,3 +280,76 @@ class text_progress_bars:
 
         tqdm.auto.tqdm = self._saved
         return False
+
+
+def _prob_colour(p: float) -> str:
+    """A background colour for a token drawn with probability p: red (unlikely) through yellow to green (sure)."""
+    p = min(max(float(p), 0.0), 1.0)
+    hue = 120 * p            # 0 = red, 60 = yellow, 120 = green
+    return f"hsl({hue:.0f}, 75%, 82%)"
+
+
+def chat_box(model, tokenizer, prompt_of, max_new_tokens: int = 40, stop_ids=(), temperature: float = 0.7,
+             top_p: float = 0.9, message: str = "What is the capital of France?"):
+    """A chat with a real model (notebook 16): type a message, press Enter or click "send", and the reply appears
+    token by token, each token coloured by the probability it was drawn with (red unlikely, green sure). Sliders
+    set the temperature and top-p of the sampler (``course_utils.generation.probabilities``); moving one
+    re-draws the last reply with the new settings.
+
+    ``prompt_of(message) -> str`` renders the message with the model's chat template; ``stop_ids`` end a reply
+    (e.g. the end-of-turn token). Each reply is drawn with a generator seeded with its number, so the same
+    settings and the same reply number give the same text; "send" starts the next reply number. Returns the
+    widget; display it as the last line of a cell.
+    """
+    import html
+
+    import ipywidgets as widgets
+    import torch
+
+    from .generation import probabilities
+
+    box = widgets.Text(value=message, description="message", continuous_update=False,
+                       layout=widgets.Layout(width="70%"))
+    send = widgets.Button(description="send", button_style="primary")
+    temp = widgets.FloatSlider(value=temperature, min=0.1, max=2.0, step=0.1, description="temperature",
+                               readout_format=".1f")
+    nucleus = widgets.FloatSlider(value=top_p, min=0.1, max=1.0, step=0.05, description="top-p",
+                                  readout_format=".2f")
+    out = widgets.HTML()
+    state = {"reply": 0}
+    stops = set(int(i) for i in stop_ids)
+    device = next(model.parameters()).device
+
+    def reply(*_):
+        text = box.value.strip() or "Hello"
+        ids = torch.tensor([tokenizer.encode(prompt_of(text))], dtype=torch.long, device=device)
+        head = (f"<div><b>you:</b> {html.escape(text)}<br><small>reply {state['reply']}, temperature "
+                f"{temp.value:.1f}, top-p {nucleus.value:.2f}</small><br><b>model:</b> ")
+        g = torch.Generator().manual_seed(state["reply"])
+        pieces = []
+        cache = [{} for _ in model.blocks]
+        model.eval()
+        with torch.inference_mode():
+            logits, _ = model(ids, cache=cache)
+            for _ in range(max_new_tokens):
+                p = probabilities(logits[0, -1].float().cpu(), temperature=temp.value, top_p=nucleus.value)
+                nxt = int(torch.multinomial(p, 1, generator=g))
+                if nxt in stops:
+                    break
+                piece = html.escape(tokenizer.decode([nxt]))
+                pieces.append(f'<span title="p = {p[nxt]:.3f}" style="background:{_prob_colour(p[nxt])}; '
+                              f'white-space:pre-wrap">{piece}</span>')
+                out.value = head + "".join(pieces) + "</div>"          # streamed: one token at a time
+                logits, _ = model(torch.tensor([[nxt]], device=device), cache=cache)
+        out.value = head + "".join(pieces) + " <small>(end)</small></div>"
+
+    def new_reply(*_):
+        state["reply"] += 1
+        reply()
+
+    box.observe(new_reply, names="value")
+    send.on_click(new_reply)
+    temp.observe(reply, names="value")
+    nucleus.observe(reply, names="value")
+    reply()
+    return widgets.VBox([widgets.HBox([box, send]), widgets.HBox([temp, nucleus]), out])
