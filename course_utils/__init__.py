@@ -12,8 +12,11 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     word2vec     skip-gram with negative sampling from scratch, PCA pictures                   (02)
     attention    softmax, scaled dot-product attention, masks, multi-head attention           (03-05)
     positional   sinusoidal, learned and rotary position encodings                             (06)
-    model        LayerNorm, feed-forward, the transformer block, MiniGPT                       (07-09)
-    train        the training loop, presets, and `python -m course_utils.train`                (08)
+    layers       the building blocks: LayerNorm, RMSNorm, feed-forwards (GELU, SwiGLU, ReLU^2), the
+                 attention with today's options, Block / PostNormBlock / ModernBlock          (07, 15)
+    model        GPTConfig and its checks, MiniGPT assembled from layers                       (07-09)
+    settings     TrainSettings, the learning-rate schedule, the presets per device             (08)
+    train        the training loop and `python -m course_utils.train`                          (08)
     distributed  torchrun + DistributedDataParallel for `course_utils.train` (gloo on CPU, nccl on CUDA)
     checkpoint   atomic checkpoints, loaded with weights_only=True                             (08, 09)
     generation   greedy / temperature / top-k / top-p, generation with a key-value cache       (09)
@@ -25,14 +28,21 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     mlm          BERT's masking rule (15%; 80/10/10), the bidirectional MiniBERT, fill_in      (13)
     seq2seq      cross-attention, the decoder layer, the encoder-decoder, the reversal task   (13)
     lora         LoRA by hand: adapters, merging, trainable counts, Adam memory accounting     (14)
-    modern       RoPE/RMSNorm/SwiGLU/QK-norm/GQA options, the WSD schedule, the Muon optimizer (15)
-    recipe       the modern recipe preset (`--recipe modern`), best-checkpoint keeping, FLOP/s   (15)
+    modern       the WSD schedule, the Muon optimizer, exact parameter counts (re-exports the modern
+                 layers and GPTConfig's checks)                                                (15)
+    recipe       the list of changes, the modern preset (`--recipe modern`), best-checkpoint keeping,
+                 FLOP/s                                                                       (15)
     ablation     each modern change alone at equal CPU time (`python -m course_utils.ablation`) (15)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()
     answer_key   builds the instructors' answer key (`make solutions`)
     notebook_meta  the stored kernelspec (`make execute` writes it); answer cells that shadow nothing
+
+Modules stack one way, with no import cycle (not even through imports inside functions;
+tests/test_import_cycles.py checks it). For the models and training:
+errors, positional, attention -> layers -> model -> modern -> settings -> recipe -> train -> ablation.
+Names that moved (into layers or settings) are still importable from where they were.
 """
 
 __version__ = "0.1.0"

@@ -35,39 +35,19 @@ import torch
 
 from . import runtime, scoreboard
 from .model import MiniGPT
-from .recipe import RECIPE
+from .recipe import CHANGES, RECIPE, combine
 from .train import evaluate, preset, train
+
+# CHANGES and combine (the list of changes and how they add up) belong to course_utils.recipe; imported from here
+# as before.
+__all__ = ["CHANGES", "RECIPE", "combine", "CSV_PATH", "FULL_CPU_SECONDS", "FIELDS", "run_one", "read_csv",
+           "summarise", "helpful", "table", "run_ablation", "main"]
 
 CSV_PATH = Path(__file__).resolve().parent.parent / "data" / "ablation_modern.csv"
 FULL_CPU_SECONDS = 60.0          # the training budget of each run of the stored table: one CPU minute
 
-# name: (GPTConfig changes, TrainSettings changes, what it is)
-CHANGES: dict[str, tuple[dict, dict, str]] = {
-    "rope": (dict(pos="rope"), {}, "rotary position embeddings instead of learned positions"),
-    "rmsnorm": (dict(norm="rmsnorm"), {}, "RMSNorm instead of LayerNorm"),
-    "swiglu": (dict(mlp="swiglu"), {}, "SwiGLU feed-forward (hidden 8d/3, same parameters)"),
-    "relu2": (dict(mlp="relu2"), {}, "ReLU^2 feed-forward"),
-    "qk_norm": (dict(qk_norm=True), {}, "RMS/LayerNorm on queries and keys"),
-    "untied": (dict(tied=False), {}, "an output layer of its own"),
-    "zero_init": (dict(zero_init=True), {}, "output projections start at zero"),
-    "gqa": (dict(n_kv_heads=2), {}, "grouped-query attention, 4 query heads share 2 key/value heads"),
-    "no_bias": (dict(bias=False), {}, "no biases in the linear layers"),
-    "wsd": ({}, dict(schedule="wsd", cooldown=0.3), "warm-up-stable-decay schedule (last 30% decays)"),
-    "muon": ({}, dict(optimizer="muon", muon_lr=0.05), "Muon for the blocks' matrices, AdamW for the rest"),
-}
 FIELDS = ["run", "changes", "seed", "budget_cpu_s", "threads", "steps", "tokens", "cpu_s", "wall_s", "params",
           "eval_stride", "val_nats", "val_bits"]
-
-
-def combine(names: list[str]) -> tuple[dict, dict]:
-    """The GPTConfig and TrainSettings changes of several named changes together."""
-    cfg, st = {}, {}
-    for n in names:
-        if n not in CHANGES:
-            raise ValueError(f"unknown change {n!r}; known: {', '.join(CHANGES)}")
-        cfg.update(CHANGES[n][0])
-        st.update(CHANGES[n][1])
-    return cfg, st
 
 
 def run_one(run: str, names: list[str], seed: int, cpu_seconds: float, val_ids: torch.Tensor | None = None,

@@ -65,7 +65,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     if not path.exists():
         raise FileNotFoundError(f"No checkpoint at {path}. Train a model first (notebook 08, or "
                                 "`python -m course_utils.train --text FILE --minutes M --out CKPT`).")
-    state = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        state = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as err:        # a file of another kind: pickle / zip errors of many types, all the same here
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:120]
+        raise ValueError(f"{path} is not a course checkpoint (format {FORMAT}): torch.load cannot read it "
+                         f"({type(err).__name__}: {first})") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT or "model" not in state:
         raise ValueError(f"{path} is not a course checkpoint (format {FORMAT})")
     return state

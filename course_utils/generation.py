@@ -233,8 +233,7 @@ def decode_weights(model) -> list[tuple] | None:
     matrix so that a step makes one matrix product for all three. ``None`` for a model that is not the standard
     pre-norm MiniGPT (no residuals or no LayerNorm, as in notebook 07's experiments): then the model's own
     forward is used. Build it once per ``generate`` call: the weights must not change while it is in use."""
-    from .model import LayerNorm
-    from .modern import is_modern
+    from .model import LayerNorm, is_modern
 
     layers = []
     if is_modern(model.config):               # notebook 15's options: the model's own forward

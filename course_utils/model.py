@@ -1,97 +1,38 @@
-"""The transformer block and the mini-GPT, built from the course's own pieces (notebooks 03-08).
+"""The mini-GPT, assembled from the course's own pieces (notebooks 03-08), and its config.
 
     x = x + MultiHeadAttention(LayerNorm(x))      (causal)
     x = x + FeedForward(LayerNorm(x))             FFN(x) = GELU(x W1 + b1) W2 + b2, width 4 d
 
 MiniGPT: token embedding + position embedding -> N blocks -> final LayerNorm -> logits = h E^T (the output
-layer is tied to the token embedding E).
+layer is tied to the token embedding E). With notebook 15's options on (:func:`is_modern`) the blocks are
+``ModernBlock`` s, which also cover a Llama-architecture model (RoPE with its base, RMSNorm with its eps, SwiGLU
+with an explicit width, grouped-query attention, no biases).
+
+The blocks and their pieces (LayerNorm, FeedForward, Block, PostNormBlock, ...) live in ``course_utils.layers``
+and are importable from here as before. This module imports layers (never modern): ``GPTConfig`` and its checks
+are here, the training-side options (Muon, the WSD schedule) in ``course_utils.modern``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import numbers
+from dataclasses import MISSING, asdict, dataclass, fields
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import modern
-from .attention import MultiHeadAttention
 from .errors import ShapeError, check_shape
+from .layers import Block, FeedForward, LayerNorm, ModernBlock, PostNormBlock, make_norm
+from .positional import DEFAULT_BASE
 
+__all__ = ["GPTConfig", "MiniGPT", "check_config", "is_modern", "filled_config", "params_per_block", "gpt_param_count",
+           "Block", "PostNormBlock", "LayerNorm", "FeedForward", "POS", "NORMS", "MLPS"]
 
-class LayerNorm(nn.Module):
-    """y = (x - mean) / sqrt(var + eps) * gamma + beta over the last dim (biased variance, as nn.LayerNorm)."""
-
-    def __init__(self, d: int, eps: float = 1e-5, fast: bool = False):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))   # gamma
-        self.bias = nn.Parameter(torch.zeros(d))    # beta
-        self.eps = eps
-        self.fast = fast   # same function through PyTorch's fused kernel (faster training on a CPU)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.weight.shape[0]:
-            raise ShapeError(f"LayerNorm expects (..., {self.weight.shape[0]}), got {tuple(x.shape)}")
-        if self.fast:
-            return F.layer_norm(x, (x.shape[-1],), self.weight, self.bias, self.eps)
-        mean = x.mean(dim=-1, keepdim=True)
-        var = x.var(dim=-1, keepdim=True, unbiased=False)
-        return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
-
-
-class FeedForward(nn.Module):
-    """FFN(x) = GELU(x W1 + b1) W2 + b2 applied at every position; hidden width ``mult * d`` (4 d by default)."""
-
-    def __init__(self, d: int, mult: int = 4, dropout: float = 0.0):
-        super().__init__()
-        self.w1 = nn.Linear(d, mult * d)
-        self.w2 = nn.Linear(mult * d, d)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.w2(F.gelu(self.w1(x))))
-
-
-class Block(nn.Module):
-    """A pre-norm transformer block: x + attn(ln1(x)), then x + ffn(ln2(x)). (B, T, d) -> (B, T, d).
-
-    ``residual=False`` and ``norm=False`` exist for notebook 07's experiments on deep stacks.
-    """
-
-    def __init__(self, d: int, n_heads: int, dropout: float = 0.0, fast: bool = False,
-                 residual: bool = True, norm: bool = True):
-        super().__init__()
-        self.ln1 = LayerNorm(d, fast=fast) if norm else nn.Identity()
-        self.attn = MultiHeadAttention(d, n_heads, dropout=dropout, fast=fast)
-        self.ln2 = LayerNorm(d, fast=fast) if norm else nn.Identity()
-        self.ffn = FeedForward(d, dropout=dropout)
-        self.resid_dropout = nn.Dropout(dropout)
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor, causal: bool = True, mask: torch.Tensor | None = None,
-                cache: dict | None = None) -> torch.Tensor:
-        a = self.resid_dropout(self.attn(self.ln1(x), mask=mask, causal=causal, cache=cache))
-        x = x + a if self.residual else a
-        f = self.ffn(self.ln2(x))
-        return x + f if self.residual else f
-
-
-class PostNormBlock(nn.Module):
-    """The post-norm block of the 2017 transformer: h = LN1(x + attn(x)), then LN2(h + ffn(h)). (B, T, d) -> (B, T, d).
-
-    For notebook 07's comparison with the pre-norm :class:`Block` (same parameters, same count); not used by MiniGPT.
-    """
-
-    def __init__(self, d: int, n_heads: int):
-        super().__init__()
-        self.attn, self.ln1 = MultiHeadAttention(d, n_heads), LayerNorm(d)
-        self.ffn, self.ln2 = FeedForward(d), LayerNorm(d)
-
-    def forward(self, x: torch.Tensor, causal: bool = True) -> torch.Tensor:
-        h = self.ln1(x + self.attn(x, causal=causal))
-        return self.ln2(h + self.ffn(h))
+POS = ("learned", "rope")
+NORMS = ("layernorm", "rmsnorm")
+MLPS = ("gelu", "swiglu", "relu2")
 
 
 def params_per_block(d: int, mult: int = 4) -> int:
@@ -128,10 +69,69 @@ class GPTConfig:
     zero_init: bool = False          # output projections start at zero
     n_kv_heads: int | None = None    # grouped-query attention: key/value heads (None = n_heads)
     bias: bool = True                # biases in the linear layers
+    # What a Llama-architecture model also needs (the defaults change nothing):
+    rope_base: float = DEFAULT_BASE  # RoPE's base b: theta_i = b^(-2i/d_head)
+    norm_eps: float | None = None    # eps of every norm (None = LayerNorm 1e-5, RMSNorm 1e-6)
+    ffn_hidden: int | None = None    # feed-forward hidden width (None = 4d for gelu/relu2, round(8d/3) for swiglu)
 
     def __post_init__(self):
-        from .modern import check_config
         check_config(self)
+
+
+def filled_config(saved: dict) -> dict:
+    """A config dict as stored in a checkpoint, with the fields it lacks (added since it was written) at their
+    defaults, so that it compares equal to ``asdict`` of the same GPTConfig today."""
+    defaults = {f.name: f.default for f in fields(GPTConfig) if f.default is not MISSING}
+    return {**defaults, **saved}
+
+
+def is_modern(config) -> bool:
+    """True when any option of notebook 15 (or a Llama model's) is on: the model then uses ``ModernBlock``."""
+    return (config.pos != "learned" or config.norm != "layernorm" or config.mlp != "gelu" or config.qk_norm
+            or not config.tied or config.zero_init or config.n_kv_heads not in (None, config.n_heads)
+            or not config.bias or getattr(config, "norm_eps", None) is not None
+            or getattr(config, "ffn_hidden", None) is not None
+            or getattr(config, "rope_base", DEFAULT_BASE) != DEFAULT_BASE)
+
+
+def check_config(c) -> None:
+    """Clear errors for GPTConfig values and combinations that do not make sense."""
+    for name, value, allowed in (("pos", c.pos, POS), ("norm", c.norm, NORMS), ("mlp", c.mlp, MLPS)):
+        if value not in allowed:
+            raise ValueError(f"GPTConfig.{name} should be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    for name in ("vocab_size", "block_size", "d_model", "n_heads", "n_layers"):
+        v = getattr(c, name)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
+            raise ValueError(f"GPTConfig.{name} should be a positive int, got {v!r}")
+    if c.d_model % c.n_heads:
+        raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
+    if not 0.0 <= c.dropout < 1.0:
+        raise ValueError(f"dropout should be in [0, 1), got {c.dropout}")
+    if c.n_kv_heads is not None:
+        if isinstance(c.n_kv_heads, bool) or not isinstance(c.n_kv_heads, int) or c.n_kv_heads < 1:
+            raise ValueError(f"n_kv_heads should be a positive int (or None = n_heads), got {c.n_kv_heads!r}")
+        if c.n_heads % c.n_kv_heads:
+            raise ValueError(f"grouped-query attention shares each key/value head among n_heads / n_kv_heads query "
+                             f"heads, so n_kv_heads={c.n_kv_heads} must divide n_heads={c.n_heads}")
+    if c.pos == "rope" and (c.d_model // c.n_heads) % 2:
+        raise ValueError(f"rotary embeddings rotate pairs of coordinates, so the head size d_model / n_heads = "
+                         f"{c.d_model // c.n_heads} must be even")
+    rb = c.rope_base
+    if isinstance(rb, bool) or not isinstance(rb, numbers.Real) or not math.isfinite(rb) or rb <= 1:
+        raise ValueError(f"GPTConfig.rope_base is RoPE's base (theta_i = base^(-2i/d_head)): a finite number "
+                         f"> 1, such as 10000.0 or 100000.0; got {rb!r}")
+    eps = c.norm_eps
+    if eps is not None and (isinstance(eps, bool) or not isinstance(eps, numbers.Real) or not math.isfinite(eps)
+                            or not 0 < eps < 1):
+        raise ValueError(f"GPTConfig.norm_eps is the eps of every norm: a small number > 0 such as 1e-5 "
+                         f"(or None for each norm's default); got {eps!r}")
+    h = c.ffn_hidden
+    if h is not None and (isinstance(h, bool) or not isinstance(h, numbers.Integral) or h < 1):
+        raise ValueError(f"GPTConfig.ffn_hidden is the feed-forward hidden width: a positive int (or None for "
+                         f"the default of mlp={c.mlp!r}); got {h!r}")
+    if is_modern(c) and not c.fast:
+        raise ValueError("the modern options run through PyTorch's fused attention only; keep fast=True "
+                         "(fast=False is the hand-built path of notebooks 03-08 for the GPT-2-style model)")
 
 
 class MiniGPT(nn.Module):
@@ -144,9 +144,9 @@ class MiniGPT(nn.Module):
         self.tok_emb = nn.Embedding(c.vocab_size, c.d_model)   # E: (V, d)
         self.pos_emb = nn.Embedding(c.block_size, c.d_model) if c.pos == "learned" else None  # P: (block_size, d)
         self.drop = nn.Dropout(c.dropout)
-        if modern.is_modern(c):                  # notebook 15's options
-            self.blocks = nn.ModuleList(modern.ModernBlock(c) for _ in range(c.n_layers))
-            self.ln_f = modern.make_norm(c)
+        if is_modern(c):                         # notebook 15's options
+            self.blocks = nn.ModuleList(ModernBlock(c) for _ in range(c.n_layers))
+            self.ln_f = make_norm(c)
         else:
             self.blocks = nn.ModuleList(Block(c.d_model, c.n_heads, c.dropout, c.fast) for _ in range(c.n_layers))
             self.ln_f = LayerNorm(c.d_model, fast=c.fast)

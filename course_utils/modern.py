@@ -1,6 +1,11 @@
 """Today's recipe for the mini-GPT (notebook 15): each change is an option of ``GPTConfig`` / ``TrainSettings``,
 off by default, so notebooks 08-09 keep exactly the GPT-2-style model.
 
+This module holds the training-side options (Muon and Newton-Schulz, the WSD schedule, the settings' checks,
+the clocks) and the exact parameter count; the model's layers (RMSNorm, SwiGLU, ReLU2, ModernAttention,
+ModernBlock, make_norm, make_mlp) live in ``course_utils.layers`` and GPTConfig's checks in
+``course_utils.model``; they are re-exported here. It imports downward only (layers, model, errors).
+
 Model (``GPTConfig`` fields)::
 
     pos="rope"         rotary position embeddings on queries and keys (course_utils.positional.apply_rope)
@@ -12,6 +17,8 @@ Model (``GPTConfig`` fields)::
     zero_init=True     output projections (W_O, the FFN's W2, W_out) start at zero: every block starts as identity
     n_kv_heads=k       grouped-query attention: h query heads share k key/value heads (k divides h)
     bias=False         no biases in the linear layers
+    rope_base=b        RoPE's base (10,000 by default; 100,000 in SmolLM2), norm_eps=e  every norm's eps,
+    ffn_hidden=h       an explicit feed-forward width (published Llama-family models give theirs)
 
 Training (``TrainSettings`` fields)::
 
@@ -26,19 +33,20 @@ sqrt(max(1, rows/cols)).
 from __future__ import annotations
 
 import math
-import numbers
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
-from .attention import causal_mask
-from .errors import ShapeError, check_shape
-from .positional import apply_rope
+from .errors import ShapeError
+from .layers import ModernAttention, ModernBlock, ReLU2, RMSNorm, SwiGLU, ffn_width, make_mlp, make_norm, swiglu_hidden
+from .model import MLPS, NORMS, POS, check_config, is_modern
 
-POS = ("learned", "rope")
-NORMS = ("layernorm", "rmsnorm")
-MLPS = ("gelu", "swiglu", "relu2")
+# Re-exported: notebooks, tests and exercises import these names from course_utils.modern.
+__all__ = ["ModernAttention", "ModernBlock", "ReLU2", "RMSNorm", "SwiGLU", "ffn_width", "make_mlp", "make_norm",
+           "swiglu_hidden", "MLPS", "NORMS", "POS", "check_config", "is_modern", "param_count", "newton_schulz",
+           "Muon", "muon_groups", "make_muon", "wsd_lr", "check_settings", "clock", "time_wall", "time_process",
+           "bits", "NS_QUINTIC", "NS_CUBIC", "SCHEDULES", "OPTIMIZERS"]
+
 SCHEDULES = ("cosine", "wsd")
 OPTIMIZERS = ("adamw", "muon")
 
@@ -48,191 +56,21 @@ NS_QUINTIC = (3.4445, -4.7750, 2.0315)
 NS_CUBIC = (1.5, -0.5, 0.0)
 
 
-# ---- model options --------------------------------------------------------------------------------------------
-
-def is_modern(config) -> bool:
-    """True when any modern option of a GPTConfig is on (the model then uses :class:`ModernBlock`)."""
-    return (config.pos != "learned" or config.norm != "layernorm" or config.mlp != "gelu" or config.qk_norm
-            or not config.tied or config.zero_init or config.n_kv_heads not in (None, config.n_heads)
-            or not config.bias)
-
-
-def check_config(c) -> None:
-    """Clear errors for GPTConfig values and combinations that do not make sense."""
-    for name, value, allowed in (("pos", c.pos, POS), ("norm", c.norm, NORMS), ("mlp", c.mlp, MLPS)):
-        if value not in allowed:
-            raise ValueError(f"GPTConfig.{name} should be one of {', '.join(map(repr, allowed))}, got {value!r}")
-    for name in ("vocab_size", "block_size", "d_model", "n_heads", "n_layers"):
-        v = getattr(c, name)
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-            raise ValueError(f"GPTConfig.{name} should be a positive int, got {v!r}")
-    if c.d_model % c.n_heads:
-        raise ValueError(f"d_model={c.d_model} must be divisible by n_heads={c.n_heads}")
-    if not 0.0 <= c.dropout < 1.0:
-        raise ValueError(f"dropout should be in [0, 1), got {c.dropout}")
-    if c.n_kv_heads is not None:
-        if isinstance(c.n_kv_heads, bool) or not isinstance(c.n_kv_heads, int) or c.n_kv_heads < 1:
-            raise ValueError(f"n_kv_heads should be a positive int (or None = n_heads), got {c.n_kv_heads!r}")
-        if c.n_heads % c.n_kv_heads:
-            raise ValueError(f"grouped-query attention shares each key/value head among n_heads / n_kv_heads query "
-                             f"heads, so n_kv_heads={c.n_kv_heads} must divide n_heads={c.n_heads}")
-    if c.pos == "rope" and (c.d_model // c.n_heads) % 2:
-        raise ValueError(f"rotary embeddings rotate pairs of coordinates, so the head size d_model / n_heads = "
-                         f"{c.d_model // c.n_heads} must be even")
-    if is_modern(c) and not c.fast:
-        raise ValueError("the modern options run through PyTorch's fused attention only; keep fast=True "
-                         "(fast=False is the hand-built path of notebooks 03-08 for the GPT-2-style model)")
-
-
-class RMSNorm(nn.Module):
-    """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * g over the last dim: (..., d) -> (..., d). Same as nn.RMSNorm."""
-
-    def __init__(self, d: int, eps: float = 1e-6, fast: bool = True):
-        super().__init__()
-        self.weight = nn.Parameter(torch.ones(d))   # g
-        self.eps = eps
-        self.fast = fast
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[-1] != self.weight.shape[0]:
-            raise ShapeError(f"RMSNorm expects (..., {self.weight.shape[0]}), got {tuple(x.shape)}")
-        if self.fast:
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
-        return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
-
-
-def swiglu_hidden(d: int, mult: int = 4) -> int:
-    """Hidden width of a SwiGLU layer with the weights of a GELU layer of width mult*d: 3 d h = 2 mult d^2."""
-    return round(2 * mult * d / 3)
-
-
-class SwiGLU(nn.Module):
-    """SwiGLU(x) = (SiLU(x W1) * (x W3)) W2: (B, T, d) -> (B, T, d), hidden width ``hidden`` (default 8d/3)."""
-
-    def __init__(self, d: int, hidden: int | None = None, bias: bool = True, dropout: float = 0.0):
-        super().__init__()
-        h = hidden or swiglu_hidden(d)
-        self.w1 = nn.Linear(d, h, bias=bias)    # gate
-        self.w3 = nn.Linear(d, h, bias=bias)    # value
-        self.w2 = nn.Linear(h, d, bias=bias)    # down projection (writes into the residual stream)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
-
-
-class ReLU2(nn.Module):
-    """ReLU^2(x) = relu(x W1)^2 W2 (the feed-forward of the speedrun records): (B, T, d) -> (B, T, d), width mult*d."""
-
-    def __init__(self, d: int, mult: int = 4, bias: bool = True, dropout: float = 0.0):
-        super().__init__()
-        self.w1 = nn.Linear(d, mult * d, bias=bias)
-        self.w2 = nn.Linear(mult * d, d, bias=bias)
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.w2(F.relu(self.w1(x)).square()))
-
-
-def make_norm(c, d: int | None = None) -> nn.Module:
-    from .model import LayerNorm
-
-    d = d or c.d_model
-    return RMSNorm(d, fast=c.fast) if c.norm == "rmsnorm" else LayerNorm(d, fast=c.fast)
-
-
-def make_mlp(c) -> nn.Module:
-    from .model import FeedForward
-
-    if c.mlp == "swiglu":
-        return SwiGLU(c.d_model, bias=c.bias, dropout=c.dropout)
-    if c.mlp == "relu2":
-        return ReLU2(c.d_model, bias=c.bias, dropout=c.dropout)
-    ffn = FeedForward(c.d_model, dropout=c.dropout)
-    if not c.bias:
-        ffn.w1 = nn.Linear(c.d_model, 4 * c.d_model, bias=False)
-        ffn.w2 = nn.Linear(4 * c.d_model, c.d_model, bias=False)
-    return ffn
-
-
-class ModernAttention(nn.Module):
-    """Causal attention with the modern options: RoPE, QK-norm, grouped-query heads.
-
-    q = x W_Q: (B, h, T, d_h); k, v = x W_K, x W_V: (B, k, T, d_h) with k = n_kv_heads key/value heads, each
-    shared by h / k query heads. forward(x: (B, T, d), cache=None) -> (B, T, d). ``cache`` as in
-    MultiHeadAttention: a dict that keeps the (rotated) keys and values of earlier calls.
-    """
-
-    def __init__(self, c):
-        super().__init__()
-        d, h = c.d_model, c.n_heads
-        self.n_heads, self.n_kv_heads, self.d_head, self.d_model = h, c.n_kv_heads or h, d // h, d
-        self.rope, self.dropout = c.pos == "rope", c.dropout
-        self.w_q = nn.Linear(d, d, bias=c.bias)
-        self.w_k = nn.Linear(d, self.n_kv_heads * self.d_head, bias=c.bias)
-        self.w_v = nn.Linear(d, self.n_kv_heads * self.d_head, bias=c.bias)
-        self.w_o = nn.Linear(d, d, bias=c.bias)
-        self.q_norm = make_norm(c, self.d_head) if c.qk_norm else None
-        self.k_norm = make_norm(c, self.d_head) if c.qk_norm else None
-
-    def forward(self, x: torch.Tensor, causal: bool = True, mask: torch.Tensor | None = None,
-                cache: dict | None = None) -> torch.Tensor:
-        check_shape(x, ("B", "T", self.d_model), "x (batch, time, d_model)")
-        if mask is not None or not causal:
-            raise ValueError("the modern attention is causal only (a language model); mask=None, causal=True")
-        B, T, _ = x.shape
-        q = self.w_q(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)       # (B, h, T, d_h)
-        k = self.w_k(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)    # (B, k, T, d_h)
-        v = self.w_v(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
-        if self.q_norm is not None:
-            q, k = self.q_norm(q), self.k_norm(k)
-        past = cache["k"].shape[2] if cache is not None and "k" in cache else 0
-        if self.rope:
-            q, k = apply_rope(q, offset=past), apply_rope(k, offset=past)
-        if cache is not None:
-            if past:
-                k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
-            cache["k"], cache["v"] = k, v
-        p = self.dropout if self.training else 0.0
-        gqa = self.n_kv_heads != self.n_heads
-        if past == 0:
-            out = F.scaled_dot_product_attention(q, k, v, dropout_p=p, is_causal=True, enable_gqa=gqa)
-        else:
-            m = None if T == 1 else causal_mask(T, x.device, offset=past)
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=m, dropout_p=p, enable_gqa=gqa)
-        return self.w_o(out.transpose(1, 2).reshape(B, T, self.d_model))
-
-
-class ModernBlock(nn.Module):
-    """A pre-norm block with the modern options: x + attn(norm1(x)), then x + mlp(norm2(x)). (B, T, d) -> (B, T, d)."""
-
-    residual = True
-
-    def __init__(self, c):
-        super().__init__()
-        self.ln1 = make_norm(c)
-        self.attn = ModernAttention(c)
-        self.ln2 = make_norm(c)
-        self.ffn = make_mlp(c)
-        self.resid_dropout = nn.Dropout(c.dropout)
-
-    def forward(self, x: torch.Tensor, causal: bool = True, mask: torch.Tensor | None = None,
-                cache: dict | None = None) -> torch.Tensor:
-        x = x + self.resid_dropout(self.attn(self.ln1(x), causal=causal, mask=mask, cache=cache))
-        return x + self.ffn(self.ln2(x))
-
+# ---- model options (the layers live in course_utils.layers, GPTConfig and its checks in course_utils.model) ----
 
 def param_count(c) -> int:
-    """Exact parameter count of a MiniGPT with config c (any options), from the formulas of notebook 15."""
+    """Exact parameter count of a MiniGPT with config c (any options), from the formulas of notebook 15.
+
+    Feed-forward of hidden width h = ``ffn_width(c)`` (``c.ffn_hidden`` if set): 3 d h for SwiGLU, 2 d h else."""
     d, V, L = c.d_model, c.vocab_size, c.n_layers
     dh, kv = d // c.n_heads, c.n_kv_heads or c.n_heads
     b = 1 if c.bias else 0
     attn = d * d + 2 * d * kv * dh + d * d + b * (d + 2 * kv * dh + d)
+    hdim = ffn_width(c)
     if c.mlp == "swiglu":
-        hdim = swiglu_hidden(d)
         mlp = 3 * d * hdim + b * (2 * hdim + d)
     else:
-        mlp = 8 * d * d + b * (4 * d + d)
+        mlp = 2 * d * hdim + b * (hdim + d)
     norm = d if c.norm == "rmsnorm" else 2 * d
     qk = 2 * (norm // d) * dh if c.qk_norm else 0
     block = attn + mlp + 2 * norm + qk

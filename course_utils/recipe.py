@@ -1,12 +1,17 @@
 """The modern recipe as a preset of the training command (notebook 15): ``python -m course_utils.train --recipe
 modern``.
 
+* :data:`CHANGES` -- every change the ablation (``course_utils.ablation``) measures, as GPTConfig / TrainSettings
+  changes; :func:`combine` adds several up.
 * :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), and the dropout
   and weight decay chosen from the number of training tokens per parameter (:func:`regularisation`).
 * :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
   ``restore()`` puts them back at the end, so the final model is never one that got worse.
 * :func:`train_flops_per_token`, :func:`cpu_peak_flops` -- the arithmetic of training and the CPU's peak, for the
   share of the peak that training reaches (model FLOPs utilisation).
+
+Imports downward only (settings, modern, model): ``course_utils.train`` imports this module for ``--recipe
+modern`` and ``course_utils.ablation`` for the list of changes; neither is imported here.
 """
 
 from __future__ import annotations
@@ -19,11 +24,38 @@ from dataclasses import replace
 import torch
 
 from .model import GPTConfig
-from .train import TrainSettings, preset
+from .modern import param_count
+from .settings import TrainSettings, preset
 
-# The changes of the recipe (names of course_utils.ablation.CHANGES): the best combination of the stored ablation
-# table (data/ablation_modern.csv, one CPU minute per run): every change, with ReLU^2 as the feed-forward.
+# name: (GPTConfig changes, TrainSettings changes, what it is)
+CHANGES: dict[str, tuple[dict, dict, str]] = {
+    "rope": (dict(pos="rope"), {}, "rotary position embeddings instead of learned positions"),
+    "rmsnorm": (dict(norm="rmsnorm"), {}, "RMSNorm instead of LayerNorm"),
+    "swiglu": (dict(mlp="swiglu"), {}, "SwiGLU feed-forward (hidden 8d/3, same parameters)"),
+    "relu2": (dict(mlp="relu2"), {}, "ReLU^2 feed-forward"),
+    "qk_norm": (dict(qk_norm=True), {}, "RMS/LayerNorm on queries and keys"),
+    "untied": (dict(tied=False), {}, "an output layer of its own"),
+    "zero_init": (dict(zero_init=True), {}, "output projections start at zero"),
+    "gqa": (dict(n_kv_heads=2), {}, "grouped-query attention, 4 query heads share 2 key/value heads"),
+    "no_bias": (dict(bias=False), {}, "no biases in the linear layers"),
+    "wsd": ({}, dict(schedule="wsd", cooldown=0.3), "warm-up-stable-decay schedule (last 30% decays)"),
+    "muon": ({}, dict(optimizer="muon", muon_lr=0.05), "Muon for the blocks' matrices, AdamW for the rest"),
+}
+
+# The changes of the recipe (names of CHANGES): the best combination of the stored ablation table
+# (data/ablation_modern.csv, one CPU minute per run): every change, with ReLU^2 as the feed-forward.
 RECIPE = ("rope", "rmsnorm", "relu2", "qk_norm", "untied", "zero_init", "gqa", "no_bias", "wsd", "muon")
+
+
+def combine(names: list[str]) -> tuple[dict, dict]:
+    """The GPTConfig and TrainSettings changes of several named changes together."""
+    cfg, st = {}, {}
+    for n in names:
+        if n not in CHANGES:
+            raise ValueError(f"unknown change {n!r}; known: {', '.join(CHANGES)}")
+        cfg.update(CHANGES[n][0])
+        st.update(CHANGES[n][1])
+    return cfg, st
 
 
 def regularisation(train_tokens: int, n_params: int) -> tuple[float, float]:
@@ -46,9 +78,6 @@ def regularisation(train_tokens: int, n_params: int) -> tuple[float, float]:
 def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu"
                   ) -> tuple[GPTConfig, TrainSettings]:
     """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens``."""
-    from .ablation import combine
-    from .modern import param_count
-
     cfg, st = preset(vocab_size, device)
     cfg_ch, st_ch = combine(list(RECIPE))
     cfg = replace(cfg, **cfg_ch)
@@ -83,8 +112,6 @@ def train_flops_per_token(cfg: GPTConfig) -> float:
     """Training FLOPs per token, 6 N + 6 L T d (Kaplan et al. 2020): N = the weights used in matrix products per
     token (the blocks' matrices and the output layer), plus the attention scores and weighted sums over a
     context of T = block_size. Muon's Newton-Schulz iterations are not counted (the usual model FLOPs)."""
-    from .modern import param_count
-
     d, L, V = cfg.d_model, cfg.n_layers, cfg.vocab_size
     emb = V * d + (cfg.block_size * d if cfg.pos == "learned" else 0)
     n = param_count(cfg) - emb + (V * d if cfg.tied else 0)       # the output layer is a matrix product

@@ -132,8 +132,24 @@ PUBLISHED: dict[str, ModelConfig] = {
 
 
 def from_gpt_config(c) -> ModelConfig:
-    """The :class:`ModelConfig` of a course ``GPTConfig`` (MiniGPT: GELU 4x, biases, tied, learned positions)."""
-    return ModelConfig(c.vocab_size, c.block_size, c.d_model, c.n_layers, c.n_heads, name="MiniGPT")
+    """The :class:`ModelConfig` of a course ``GPTConfig``: by default MiniGPT (GELU 4x, biases, tied, learned
+    positions); notebook 15's options and a Llama model's (rope, rmsnorm, swiglu, relu2, n_kv_heads, bias=False,
+    tied=False, ffn_hidden) are carried over, so the counts stay exact (ReLU^2 has GELU's two matrices).
+
+    Two options this module does not count are refused with a clear error: qk_norm, and bias=False with
+    LayerNorm (the course's LayerNorm keeps its bias); ``course_utils.modern.param_count`` counts them."""
+    if c.qk_norm:
+        raise ConfigError("from_gpt_config: qk_norm=True adds norms on queries and keys that this module does not "
+                          "count; use course_utils.modern.param_count for that model")
+    if not c.bias and c.norm == "layernorm":
+        raise ConfigError("from_gpt_config: bias=False with norm='layernorm' (the course's LayerNorm keeps its "
+                          "bias) is not counted here; use course_utils.modern.param_count for that model")
+    from .layers import ffn_width  # the feed-forward width rule of the model itself (no cycle: layers is below)
+
+    ffn = "swiglu" if c.mlp == "swiglu" else "gelu"
+    d_ff = None if ffn_width(c) == 4 * c.d_model else ffn_width(c)     # None: this module's own 4d default
+    return ModelConfig(c.vocab_size, c.block_size, c.d_model, c.n_layers, c.n_heads, n_kv_heads=c.n_kv_heads,
+                       d_ff=d_ff, ffn=ffn, bias=c.bias, tied=c.tied, pos=c.pos, norm=c.norm, name="MiniGPT")
 
 
 # ---- parameters ---------------------------------------------------------------------------------------------------

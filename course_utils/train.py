@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
@@ -37,46 +39,15 @@ import torch.nn.functional as F
 from . import distributed, modern, runtime
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch, train_val_split
-from .model import GPTConfig, MiniGPT
+from .model import MiniGPT, filled_config, is_modern
+from .recipe import KeepBest, modern_preset
+from .settings import TrainSettings, lr_at, preset
 from .tokenizers import CharTokenizer
 
-
-@dataclass
-class TrainSettings:
-    """How to train. A budget of ``max_steps`` and/or ``minutes`` (whichever ends first) is required."""
-
-    max_steps: int | None = None
-    minutes: float | None = None
-    batch_size: int = 32
-    lr: float = 2e-3                 # peak learning rate, reached at the end of warm-up
-    min_lr_ratio: float = 0.1        # the cosine decays to lr * min_lr_ratio
-    warmup_steps: int = 50
-    weight_decay: float = 0.1        # AdamW's decoupled weight decay, on matrices only
-    beta1: float = 0.9
-    beta2: float = 0.99
-    grad_clip: float = 1.0           # clip the global gradient norm to this (0 = no clipping)
-    eval_interval: int | None = 200  # evaluate every this many steps ...
-    eval_seconds: float | None = None  # ... or every this many seconds
-    eval_batches: int = 8            # validation batches per evaluation (the same batches each time)
-    seed: int = 0
-    # Today's options (notebook 15, course_utils.modern); the defaults train as notebook 08 does.
-    schedule: str = "cosine"         # "wsd": warm-up, stable, then a linear decay over the last `cooldown`
-    cooldown: float = 0.3            # fraction of the budget the wsd schedule spends decaying
-    optimizer: str = "adamw"         # "muon": Muon on the blocks' weight matrices, AdamW on the rest
-    muon_lr: float = 0.05             # Muon's learning rate (chosen from 0.02 / 0.05 / 0.1 on a 20-CPU-second run)
-    muon_momentum: float = 0.95
-    clock: str = "wall"              # what `minutes` measures: "wall" time or "process" CPU time
-
-    def __post_init__(self):
-        modern.check_settings(self)
-        if self.max_steps is None and self.minutes is None:
-            raise ValueError("give a budget: max_steps=..., minutes=..., or both")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps should be >= 1, got {self.max_steps}")
-        if self.minutes is not None and self.minutes <= 0:
-            raise ValueError(f"minutes should be > 0, got {self.minutes}")
-        if self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("batch_size should be >= 1 and lr > 0")
+# TrainSettings, lr_at and preset live in course_utils.settings (which course_utils.recipe uses too); they are
+# imported from here as before.
+__all__ = ["TrainSettings", "TrainResult", "lr_at", "preset", "make_optimizer", "estimate_loss", "evaluate", "train",
+           "plot_losses", "LivePlot", "main", "CommandError"]
 
 
 @dataclass
@@ -97,18 +68,6 @@ class TrainResult:
 
 
 # ---- the pieces -------------------------------------------------------------------------------------------------
-
-def lr_at(step: int, progress: float, s: TrainSettings) -> float:
-    """Learning rate at ``step``: linear warm-up over ``warmup_steps``, then cosine decay over ``progress`` in [0, 1]
-    (the fraction of the budget used) from ``lr`` down to ``lr * min_lr_ratio``."""
-    if s.schedule == "wsd":
-        return modern.wsd_lr(step, progress, s.lr, s.warmup_steps, s.min_lr_ratio, s.cooldown)
-    if step < s.warmup_steps:
-        return s.lr * (step + 1) / s.warmup_steps
-    p = min(max(progress, 0.0), 1.0)
-    floor = s.lr * s.min_lr_ratio
-    return floor + 0.5 * (1.0 + math.cos(math.pi * p)) * (s.lr - floor)
-
 
 def make_optimizer(model: torch.nn.Module, s: TrainSettings) -> torch.optim.AdamW:
     """AdamW; weight decay on the weight matrices (and the embedding), none on biases and LayerNorm gains.
@@ -218,7 +177,7 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
     ckpt_path = Path(checkpoint) if checkpoint is not None else None
     if resume and ckpt_path is not None and ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
-        if state["config"] != model.config_dict():
+        if filled_config(state["config"]) != model.config_dict():
             raise ValueError(f"{ckpt_path} holds a model with config {state['config']}, not "
                              f"{model.config_dict()}; use another checkpoint file or resume=False")
         model.load_state_dict(state["model"])
@@ -405,22 +364,6 @@ class LivePlot:
             self.handle.update(self.fig)
 
 
-# ---- sizes that fit each device ---------------------------------------------------------------------------------
-
-def preset(vocab_size: int, device: torch.device | str = "cpu") -> tuple[GPTConfig, TrainSettings]:
-    """The model and training settings the course uses on ``device``: sized for a laptop CPU (tuned for 2 cores
-    and a 5-minute budget), larger on a CUDA GPU. Add the budget with ``replace(settings, minutes=...)``."""
-    if torch.device(device).type == "cuda":
-        cfg = GPTConfig(vocab_size=vocab_size, block_size=256, d_model=384, n_heads=6, n_layers=6, dropout=0.1)
-        st = TrainSettings(minutes=5, batch_size=64, lr=1e-3, warmup_steps=200, weight_decay=0.1, beta2=0.99,
-                           eval_interval=None, eval_seconds=30, eval_batches=20)
-        return cfg, st
-    cfg = GPTConfig(vocab_size=vocab_size, block_size=64, d_model=128, n_heads=4, n_layers=4)
-    st = TrainSettings(minutes=5, batch_size=32, lr=6e-3, warmup_steps=30, weight_decay=0.1, beta2=0.95,
-                       eval_interval=None, eval_seconds=30, eval_batches=4)
-    return cfg, st
-
-
 # ---- command line -----------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
@@ -483,6 +426,21 @@ def _read_text(path: Path) -> str:
                            f"save it as UTF-8 and try again") from None
 
 
+def _check_out(out: Path) -> None:
+    """--out must name a file in a directory that exists or can be created, and that this user may write to."""
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a directory; give a file name for the checkpoint, e.g. {out / 'ckpt.pt'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        why = err.strerror or type(err).__name__
+        raise CommandError(f"--out {out}: cannot create the directory {out.parent} ({why}); give a path in a "
+                           f"directory you can write to") from None
+    if not os.access(out.parent, os.W_OK):
+        raise CommandError(f"--out {out}: the directory {out.parent} is not writable; give a path in a directory "
+                           f"you can write to")
+
+
 def _check_resume(out: Path, tok: CharTokenizer, model: MiniGPT, minutes: float) -> None:
     """--resume with a checkpoint that cannot continue on this text and budget: a clear error before training."""
     try:
@@ -493,9 +451,17 @@ def _check_resume(out: Path, tok: CharTokenizer, model: MiniGPT, minutes: float)
     if state.get("vocab") is not None and list(state["vocab"]) != list(tok.itos):
         raise CommandError(f"--resume: {out} was trained on a text with another vocabulary "
                            f"({len(state['vocab'])} characters, this text has {tok.vocab_size}); {fix}")
-    if state["config"] != model.config_dict():
-        diff = ", ".join(f"{k}={state['config'].get(k)} (here {v})" for k, v in model.config_dict().items()
-                         if state["config"].get(k) != v)
+    saved = filled_config(state["config"])
+    if saved != model.config_dict():
+        saved_modern, here_modern = is_modern(SimpleNamespace(**saved)), is_modern(model.config)
+        if saved_modern and not here_modern:
+            raise CommandError(f"--resume: {out} was trained with --recipe modern; add --recipe modern to continue "
+                               f"it, or {fix}")
+        if here_modern and not saved_modern:
+            raise CommandError(f"--resume: {out} was trained with --recipe gpt2 (the default); leave out --recipe "
+                               f"modern to continue it, or {fix}")
+        diff = ", ".join(f"{k}={saved.get(k)} (here {v})" for k, v in model.config_dict().items()
+                         if saved.get(k) != v)
         raise CommandError(f"--resume: {out} holds a model of another size: {diff}; {fix}")
     if state["elapsed"] >= minutes * 60:
         raise CommandError(f"--resume: {out} has already trained for {state['elapsed']:.0f} s, the whole budget "
@@ -518,12 +484,12 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         dev = runtime.device(args.device, verbose=d.is_main)
     except (ValueError, RuntimeError) as err:
         raise CommandError(str(err)) from None
+    _check_out(Path(args.out))
     runtime.seed_everything(args.seed)
     tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = train_val_split(ids, args.val_fraction)
     if args.recipe == "modern":
-        from .recipe import modern_preset
         cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev)
     else:
         cfg, st = preset(tok.vocab_size, dev)
@@ -544,7 +510,6 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
             f"{st.batch_size} = {d.world_size * st.batch_size} windows per step", flush=True)
     keeper = None
     if args.recipe == "modern":
-        from .recipe import KeepBest
         keeper = KeepBest(model)
         say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter -> dropout "
             f"{cfg.dropout}, weight decay {st.weight_decay}", flush=True)

@@ -203,3 +203,91 @@ def test_cli_runs_as_a_module(tmp_path):
                           capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert proc.returncode == 0, proc.stderr
     assert "val loss" in proc.stdout and "final validation loss" in proc.stdout
+
+
+# ---- the command line's last two tracebacks, and --resume across recipes ------------------------------------------
+
+def _main_error(capsys, args: list[str], fragment: str) -> str:
+    """main(args) exits with status 2 and prints one line `error: ...` containing fragment, no traceback."""
+    assert main(args) == 2
+    out, err = capsys.readouterr()
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], err
+    assert "Traceback" not in out + err
+    return lines[0]
+
+
+def _text_file(tmp_path) -> Path:
+    f = tmp_path / "text.txt"
+    f.write_text(TEXT, encoding="utf-8")
+    return f
+
+
+@pytest.mark.parametrize("case", ["proc", "under_a_file", "a_directory"])
+def test_cli_out_that_cannot_be_written_is_one_error_line(tmp_path, capsys, case):
+    if case == "proc":
+        if not Path("/proc").is_dir():
+            pytest.skip("no /proc on this system")
+        out, fragment = Path("/proc/nope/ckpt.pt"), "cannot create the directory /proc/nope"
+    elif case == "under_a_file":
+        (tmp_path / "plain").write_text("not a folder")
+        out, fragment = tmp_path / "plain" / "ckpt.pt", f"cannot create the directory {tmp_path / 'plain'}"
+    else:
+        out, fragment = tmp_path, "is a directory; give a file name"
+    line = _main_error(capsys, ["--text", str(_text_file(tmp_path)), "--minutes", "0.01", "--out", str(out),
+                                "--no-progress"], fragment)
+    assert f"--out {out}" in line
+
+
+def test_load_checkpoint_of_a_file_of_another_kind_is_a_clear_error(tmp_path):
+    for name, data in (("notes.txt", b"hello world\n"), ("numbers.txt", b"1 2 3\n4 5 6\n"), ("empty.pt", b"")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=f"{name} is not a course checkpoint .*torch.load cannot read it"):
+            load_checkpoint(tmp_path / name)
+
+
+def test_cli_resume_from_a_file_that_is_not_a_checkpoint_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "notes.txt"
+    out.write_text("these are my notes, not a checkpoint\n" * 3)
+    before = out.read_bytes()
+    _main_error(capsys, ["--text", str(_text_file(tmp_path)), "--minutes", "0.01", "--out", str(out), "--resume",
+                         "--no-progress"], f"--resume: cannot read {out}: {out} is not a course checkpoint")
+    assert out.read_bytes() == before
+
+
+def _checkpoint_as_main_makes(tmp_path, recipe: str) -> Path:
+    """A checkpoint of the model `main` builds for TEXT with --recipe ``recipe`` (not trained: the config counts)."""
+    from dataclasses import replace
+
+    from course_utils.data import train_val_split
+    from course_utils.recipe import modern_preset
+    from course_utils.train import preset
+
+    tok = CharTokenizer(TEXT)
+    train_ids, val_ids = train_val_split(torch.tensor(tok.encode(TEXT)), 0.1)
+    cfg, _ = modern_preset(tok.vocab_size, len(train_ids), "cpu") if recipe == "modern" else preset(tok.vocab_size)
+    block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))   # what main() picks
+    return save_checkpoint(tmp_path / "ck.pt", MiniGPT(replace(cfg, block_size=block)), tokenizer=tok, step=5,
+                           elapsed=1.0)
+
+
+@pytest.mark.parametrize("trained, given, fragment", [
+    ("modern", [], "was trained with --recipe modern; add --recipe modern to continue it"),
+    ("gpt2", ["--recipe", "modern"], "was trained with --recipe gpt2 (the default); leave out --recipe modern"),
+])
+def test_cli_resume_across_recipes_names_the_flag(tmp_path, capsys, trained, given, fragment):
+    out = _checkpoint_as_main_makes(tmp_path, trained)
+    before = out.read_bytes()
+    _main_error(capsys, ["--text", str(_text_file(tmp_path)), "--minutes", "1", "--out", str(out), "--resume",
+                         "--no-progress", *given], fragment)
+    assert out.read_bytes() == before
+
+
+def test_cli_resume_with_the_same_recipe_passes_the_checks(tmp_path, capsys):
+    """The checkpoint the recipe test writes is one `main` accepts with the right flag (so the test above is fair)."""
+    out = _checkpoint_as_main_makes(tmp_path, "modern")
+    code = main(["--text", str(_text_file(tmp_path)), "--minutes", "0.02", "--out", str(out), "--resume",
+                 "--no-progress", "--device", "cpu", "--recipe", "modern"])
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert "resumed from" in printed.out
