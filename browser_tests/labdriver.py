@@ -46,6 +46,7 @@ SPECIAL: dict[str, dict[str, dict[str, str]]] = {
 TEXT_INPUT: dict[str, dict[str, str]] = {
     "01_markov_bigram": {"token:": "e"},
     "02_word_embeddings": {"words:": "king"},
+    "16_a_real_llm": {"message": "Name a planet."},
 }
 
 
