@@ -89,30 +89,40 @@ def _rule(target: float, drops: list[float]) -> bool:
 
 
 def _check_verdict(beats_random_heads) -> None:
+    answers = []
     for target, drops in CASES:
         got = call(beats_random_heads, target, list(drops))
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = bool(got.item())
         if not isinstance(got, bool):
             raise Incorrect(f"beats_random_heads should return True or False, got {type(got).__name__}: {got!r:.40}")
-        want = _rule(target, drops)
-        if got == want:
-            continue
-        m, s, p = statistics.mean(drops), statistics.stdev(drops), statistics.pstdev(drops)
-        if got == (target > m):
-            raise Incorrect(f"beating the random draws' MEAN ({m:.3g}) is not enough: their spread matters. "
-                            f"The rule asks for more than mean + 2 x standard deviation = {m + 2 * s:.3g}.")
-        if got == (target > max(drops)):
-            raise Incorrect("the rule is not 'above every random draw' (that depends on how many draws you make): "
-                            "compare with mean + 2 x standard deviation of the random drops.")
-        if got == (target > m + 2 * p):
-            raise Incorrect("use the sample standard deviation (divide by n - 1, statistics.stdev or "
-                            "torch.std's default): with a handful of draws the population one is too small.")
-        if got == (abs(target) > m + 2 * s):
-            raise Incorrect("a negative drop (the loss fell) never counts as the heads mattering: compare the drop "
-                            "itself, not its size.")
-        raise Incorrect(f"beats_random_heads({target}, {drops}) should be {want} (mean {m:.3g}, sample std "
-                        f"{s:.3g}: the threshold is {m + 2 * s:.3g}), got {got}.")
+        answers.append(got)
+    if answers == [_rule(t, d) for t, d in CASES]:
+        return
+    mean, sd, pop = statistics.mean, statistics.stdev, statistics.pstdev
+    mistakes = [   # (what a plausible wrong rule answers on every case, what is wrong with it)
+        (lambda t, d: t > max(d),
+         "the rule is not 'above every random draw' (that depends on how many draws you make): compare with "
+         "mean + 2 x standard deviation of the random drops."),
+        (lambda t, d: t > mean(d) + 2 * pop(d),
+         "use the sample standard deviation (divide by n - 1, statistics.stdev or torch.std's default): with a "
+         "handful of draws the population one is too small."),
+        (lambda t, d: abs(t) > mean(d) + 2 * sd(d),
+         "a negative drop (the loss fell) never counts as the heads mattering: compare the drop itself, not its "
+         "size."),
+        (lambda t, d: t > mean(d),
+         "beating the random draws' MEAN is not enough: their spread matters. The rule asks for more than "
+         "mean + 2 x standard deviation."),
+    ]
+    for wrong, message in mistakes:
+        if answers == [wrong(t, d) for t, d in CASES]:
+            raise Incorrect(message)
+    for (target, drops), got in zip(CASES, answers, strict=True):
+        if got != _rule(target, drops):
+            m, s = mean(drops), sd(drops)
+            raise Incorrect(f"beats_random_heads({target}, {drops}) should be {not got} (mean {m:.3g}, sample "
+                            f"std {s:.3g}: the threshold mean + 2 x standard deviation is {m + 2 * s:.3g}), "
+                            f"got {got}.")
 
 
 EXERCISES = ExerciseSet("17", "Inside a real LLM", [
