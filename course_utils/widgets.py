@@ -290,7 +290,7 @@ def layer_explorer(model, tokenizer, text: str = "The keys to the cabinet are", 
                 A = attention_pattern(model, rec, layer.value)[0, head.value].float().cpu()
             T = len(ids)
             fig, ax = plt.subplots(figsize=(min(2 + 0.32 * T, 12), min(1.8 + 0.3 * T, 9)))
-            ax.imshow(A, cmap="Blues", vmin=0, vmax=1)
+            ax.imshow(A.numpy(), cmap="Blues", vmin=0, vmax=1)
             ax.set_xticks(range(T), labels, rotation=90, fontsize=8)
             ax.set_yticks(range(T), labels, fontsize=8)
             ax.set(xlabel="attends to (key)", ylabel="position (query)",
