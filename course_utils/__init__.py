@@ -33,6 +33,8 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     recipe       the list of changes, the modern preset (`--recipe modern`), best-checkpoint keeping,
                  FLOP/s                                                                       (15)
     ablation     each modern change alone at equal CPU time (`python -m course_utils.ablation`) (15)
+    probes       inside a model: record the residual stream and each block's updates, the logit lens,
+                 every head's attention pattern (GQA and RoPE too), zero / mean ablation of heads and blocks (17)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

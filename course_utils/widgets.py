@@ -244,6 +244,72 @@ def tokenizer_explorer(tokenizers: dict, text: str = "The cat sat on the mat."):
     return widgets.VBox([box, out])
 
 
+def layer_explorer(model, tokenizer, text: str = "The keys to the cabinet are", max_tokens: int = 48,
+                   every: int = 3):
+    """A text box and sliders for a layer and a head of a MiniGPT (notebook 17): the head's attention pattern over
+    the tokens (recomputed by ``probes.attention_pattern``), with the logit lens's top tokens at the last position
+    after every ``every``-th block and after the chosen one. Only the first ``max_tokens`` tokens are used.
+    Returns the widget; display it as the last line of a cell."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+    from IPython.display import display
+
+    from .probes import attention_pattern, logit_lens, record
+
+    n_layers, n_heads = len(model.blocks), model.blocks[0].attn.n_heads
+    box = widgets.Text(value=text, description="text", layout=widgets.Layout(width="70%"))
+    layer = widgets.IntSlider(value=n_layers // 2, min=0, max=n_layers - 1, description="layer")
+    head = widgets.IntSlider(value=0, min=0, max=n_heads - 1, description="head")
+    out = widgets.Output()
+    seen: dict = {}
+
+    def recorded(t: str):
+        if t not in seen:
+            ids = tokenizer.encode(t)[:max_tokens] or tokenizer.encode(" ")
+            idx = torch.tensor([ids], device=model.tok_emb.weight.device)
+            with torch.no_grad(), record(model) as rec:
+                model(idx)
+            seen.clear()
+            seen[t] = ids, rec
+        return seen[t]
+
+    def top_tokens(rec, l: int, k: int = 3) -> str:
+        with torch.no_grad():
+            p = logit_lens(model, rec.resid[l][0, -1]).float().softmax(-1)
+        top = p.topk(k)
+        pairs = zip(top.values.tolist(), top.indices.tolist(), strict=True)
+        return "  ".join(f"{tokenizer.decode([i])!r} {v:.2f}" for v, i in pairs)
+
+    def redraw(*_):
+        with out:
+            out.clear_output(wait=True)
+            ids, rec = recorded(box.value)
+            labels = [tokenizer.decode([i]) for i in ids]
+            with torch.no_grad():
+                A = attention_pattern(model, rec, layer.value)[0, head.value].float().cpu()
+            T = len(ids)
+            fig, ax = plt.subplots(figsize=(min(2 + 0.32 * T, 12), min(1.8 + 0.3 * T, 9)))
+            ax.imshow(A.numpy(), cmap="Blues", vmin=0, vmax=1)
+            ax.set_xticks(range(T), labels, rotation=90, fontsize=8)
+            ax.set_yticks(range(T), labels, fontsize=8)
+            ax.set(xlabel="attends to (key)", ylabel="position (query)",
+                   title=f"layer {layer.value}, head {head.value}\nlens after block {layer.value + 1}: "
+                         f"{top_tokens(rec, layer.value + 1)}")
+            plt.tight_layout()
+            display(fig)
+            plt.close(fig)
+            print("logit lens at the last token, top 3 after each block shown:")
+            for l in sorted({*range(0, n_layers + 1, every), n_layers, layer.value + 1}):
+                mark = "  <- the chosen layer" if l == layer.value + 1 else ""
+                print(f"  block {l:2d}: {top_tokens(rec, l)}{mark}")
+
+    for w in (box, layer, head):
+        w.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([box, widgets.HBox([layer, head]), out])
+
+
 class text_progress_bars:
     """Inside ``with text_progress_bars():`` the ``tqdm.auto`` bars of ``course_utils.train`` are plain text bars,
     redrawn at most every ``mininterval`` seconds on stdout.

@@ -15,7 +15,8 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXPECTED = ["00_setup_and_tour", "01_markov_bigram", "02_word_embeddings", "03_self_attention",
             "04_causal_masking", "05_multi_head_attention", "06_positional_encoding", "07_transformer_block",
             "08_mini_gpt", "09_generation", "10_tokenization", "11_math_by_the_numbers", "12_scaling_laws",
-            "13_model_families", "14_fine_tuning_lora", "15_modern_recipe", "16_a_real_llm"]
+            "13_model_families", "14_fine_tuning_lora", "15_modern_recipe", "16_a_real_llm",
+            "17_inside_a_real_llm"]
 
 
 def _code_lines(source: str) -> set[str]:
