@@ -14,7 +14,8 @@ weights of the file go straight into a ``MiniGPT``; the tests prove its logits e
 
 The query and key weights stay as the file stores them. Rotary embeddings rotate pairs of coordinates of each
 head; the course (like llama.cpp) pairs neighbours (2i, 2i+1), while Hugging Face's Llama pairs i with i + d/2
-("rotate half"). llama.cpp's converter therefore reorders the rows of W_Q and W_K within each head, and
+("rotate half"). llama.cpp's converter therefore reorders the rows of W_Q and W_K within each head (row 2i of a
+head is Hugging Face's row i, row 2i+1 is its row i + d/2, d the head size), and
 transformers reorders them back when it reads a GGUF file. Both models compute the same attention scores: a
 reordering of the head's coordinates is a permutation matrix P applied to both q and k, and
 (P q) . (P k) = q^T P^T P k = q . k because P^T P = I; the rotation by the same angles acts on the same pairs of

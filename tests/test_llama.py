@@ -236,3 +236,27 @@ def test_chat_prompt_equals_the_files_template(add_generation_prompt, ref_tok):
 def test_chat_prompt_bad_message():
     with pytest.raises(ValueError, match="message 1"):
         llama.chat_prompt([{"role": "user", "content": "hi"}, {"role": "user"}])
+
+
+def test_adjacent_pairs_and_rotate_half_give_the_same_scores():
+    """The course rotates pairs (2i, 2i+1), Hugging Face's Llama pairs (i, i + d/2): the GGUF's W_Q, W_K rows are
+    reordered so that the course's coordinate 2i is HF's i and 2i+1 is HF's i + d/2, and the scores agree."""
+    from course_utils.positional import apply_rope, rope_angles
+
+    torch.manual_seed(0)
+    T, d, base = 7, 64, 100000.0
+    q_hf, k_hf = torch.randn(T, d, dtype=torch.float64), torch.randn(T, d, dtype=torch.float64)
+    angles = torch.cat([rope_angles(T, d, base)] * 2, dim=-1)                 # (T, d): angle i and i + d/2 equal
+
+    def rotate_half(x):
+        return torch.cat([-x[..., d // 2:], x[..., :d // 2]], dim=-1)
+
+    def hf_rope(x):
+        return x * angles.cos() + rotate_half(x) * angles.sin()
+
+    order = torch.stack([torch.arange(d // 2), torch.arange(d // 2) + d // 2], dim=1).flatten()   # 0, 32, 1, 33, ...
+    q, k = q_hf[:, order], k_hf[:, order]
+    scores = apply_rope(q, base=base) @ apply_rope(k, base=base).T
+    torch.testing.assert_close(scores, hf_rope(q_hf) @ hf_rope(k_hf).T, rtol=1e-12, atol=1e-12)
+    wrong = apply_rope(q_hf, base=base) @ apply_rope(k_hf, base=base).T    # HF's layout without the reordering
+    assert not torch.allclose(wrong, scores, atol=1e-3)
