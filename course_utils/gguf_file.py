@@ -22,6 +22,7 @@ keeps it under the course cache; nothing downloads at run time.
 from __future__ import annotations
 
 import argparse
+import functools
 import hashlib
 import json
 import os
@@ -176,15 +177,23 @@ def fetch(log=print) -> bool:
 # ---- metadata and the table of tensors --------------------------------------------------------------------------
 
 def _reader(path):
-    from gguf import GGUFReader
-
+    """A ``gguf.GGUFReader`` of the file (it maps the file and parses its tables: seconds for SmolLM2's 49,152
+    tokens), kept for the next call while the file keeps its size and modification time."""
     path = Path(path)
     if not path.is_file():
         raise GGUFMissing(f"{path} does not exist. Run: {FETCH_COMMAND}")
+    st = path.stat()
+    return _cached_reader(str(path.resolve()), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_reader(path: str, size: int, mtime_ns: int):
+    from gguf import GGUFReader
+
     try:
         return GGUFReader(path)
     except Exception as err:   # the gguf package raises assorted errors on a damaged file
-        raise GGUFFileError(f"{path.name} is not a readable GGUF file: {err}") from err
+        raise GGUFFileError(f"{Path(path).name} is not a readable GGUF file: {err}") from err
 
 
 def _value(reader, key: str, default=None):

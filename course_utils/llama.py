@@ -14,7 +14,8 @@ weights of the file go straight into a ``MiniGPT``; the tests prove its logits e
 
 The query and key weights stay as the file stores them. Rotary embeddings rotate pairs of coordinates of each
 head; the course (like llama.cpp) pairs neighbours (2i, 2i+1), while Hugging Face's Llama pairs i with i + d/2
-("rotate half"). llama.cpp's converter therefore reorders the rows of W_Q and W_K within each head, and
+("rotate half"). llama.cpp's converter therefore reorders the rows of W_Q and W_K within each head (row 2i of a
+head is Hugging Face's row i, row 2i+1 is its row i + d/2, d the head size), and
 transformers reorders them back when it reads a GGUF file. Both models compute the same attention scores: a
 reordering of the head's coordinates is a permutation matrix P applied to both q and k, and
 (P q) . (P k) = q^T P^T P k = q . k because P^T P = I; the rotation by the same angles acts on the same pairs of
@@ -66,6 +67,17 @@ def course_name(gguf_name: str) -> str:
                         f"(expected names such as {', '.join(list(TENSOR_NAMES)[:4])}, ...)")
 
 
+def _gguf_name(name: str) -> str:
+    """The GGUF name of a course parameter: ``blocks.3.ffn.w1.weight`` -> ``blk.3.ffn_gate.weight``."""
+    parts = name.split(".")
+    number = parts[1] if len(parts) > 2 and parts[0] == "blocks" else None
+    key = ".".join(["blocks", "N", *parts[2:]]) if number else name
+    for g, c in TENSOR_NAMES.items():
+        if c == key:
+            return g.replace(".N.", f".{number}.") if number else g
+    return name
+
+
 def config_from_gguf(meta: dict | str | Path | None = None, has_output: bool = False) -> GPTConfig:
     """The ``GPTConfig`` of a Llama GGUF file, from its metadata (a dict from ``read_metadata``, or a path;
     default: the course's model). ``has_output``: the file has its own output layer (then ``tied=False``)."""
@@ -98,12 +110,13 @@ def load_gguf_model(path: str | Path | None = None, dtype: torch.dtype = torch.f
         model = MiniGPT(config)
     expected = {name: tuple(p.shape) for name, p in model.state_dict().items()}
     by_course = {course_name(n): n for n in weights}
-    for name in sorted(set(state) - set(expected)):
-        raise GGUFFileError(f"tensor {by_course[name]!r} ({name}) has no place in the model of this config")
+    extra = sorted(set(state) - set(expected))
+    if extra:
+        raise GGUFFileError(f"tensor {by_course[extra[0]]!r} ({extra[0]}) has no place in the model of this config")
     missing = sorted(set(expected) - set(state))
     if missing:
-        raise GGUFFileError(f"{Path(path).name} lacks tensor(s) for {', '.join(missing[:5])}"
-                            + (", ..." if len(missing) > 5 else ""))
+        shown = ", ".join(f"{_gguf_name(n)} ({n})" for n in missing[:5]) + (", ..." if len(missing) > 5 else "")
+        raise GGUFFileError(f"{Path(path).name} lacks tensor(s) {shown}")
     for name, w in state.items():
         if tuple(w.shape) != expected[name]:
             raise ShapeError(f"tensor {by_course[name]!r} has shape {tuple(w.shape)}, the model's {name} "
@@ -142,15 +155,32 @@ def bytes_to_unicode() -> dict[int, str]:
     return table
 
 
-def load_tokenizer(path: str | Path | None = None) -> BPETokenizer:
+NO_TOKEN = -1   # stands, inside encoding, for a byte the vocabulary has no token for
+
+
+class GGUFTokenizer(BPETokenizer):
+    """A :class:`BPETokenizer` whose vocabulary may lack some single bytes (SmolLM2's has no token for 21 of the
+    256, such as 0x04, or the lead bytes 0xF1 and 0xF2 of characters U+40000..U+BFFFF, which no text it was trained
+    on contains). Encoding text with such a character raises a ValueError naming it (transformers' tokenizer
+    silently drops it)."""
+
+    def _encode_chunk(self, chunk: str) -> list[int]:
+        ids = super()._encode_chunk(chunk)
+        if NO_TOKEN in ids:
+            bad = next(ch for ch in chunk if any(self.byte_ids[b] == NO_TOKEN for b in ch.encode("utf-8")))
+            raise ValueError(f"the character {bad!r} (U+{ord(bad):04X}) has no token in this vocabulary (no token "
+                             f"for its byte(s) {bad.encode('utf-8').hex(' ')}): remove or replace it")
+        return ids
+
+
+def load_tokenizer(path: str | Path | None = None) -> GGUFTokenizer:
     """The course's ``BPETokenizer`` with the vocabulary, merges and special tokens of a GGUF file (default: the
-    course's model) and SmolLM2's pre-tokenizer :data:`SMOLLM_PATTERN`.
+    course's model) and SmolLM2's pre-tokenizer :data:`SMOLLM_PATTERN` (a :class:`GGUFTokenizer`).
 
     Tokens are stored as GPT-2 byte-level strings (``Ġthe`` is `` the``); each is mapped back to its bytes. A merge
     ``"Ġ t"`` joins two tokens; its rank is the id of the token it makes (the ids follow the merge order, checked).
-    Special tokens (``<|im_start|>``, ``<|endoftext|>``, ...) are never split. A byte with no token of its own
-    (SmolLM2 has none for 21 bytes, such as 0x04, that never occur in its training text) is encoded as the
-    unknown token.
+    Special tokens (``<|im_start|>``, ``<|endoftext|>``, ...) are never split. A character whose bytes have no
+    token (see :class:`GGUFTokenizer`) is an error.
     """
     meta = read_metadata(path)
     if meta["tokenizer_model"] != "gpt2":
@@ -180,10 +210,9 @@ def load_tokenizer(path: str | Path | None = None) -> BPETokenizer:
     order = [new for new in merges.values()]
     if any(x >= y for x, y in zip(order, order[1:], strict=False)):
         raise GGUFFileError("the merged tokens' ids do not follow the merge order, which the course's BPE needs")
-    unk = special.get("<|endoftext|>", 0)
     single = {v: i for i, v in vocab.items() if len(v) == 1}
-    byte_ids = [single.get(bytes([b]), unk) for b in range(256)]
-    return BPETokenizer(vocab, merges, SMOLLM_PATTERN, special, byte_ids)
+    byte_ids = [single.get(bytes([b]), NO_TOKEN) for b in range(256)]
+    return GGUFTokenizer(vocab, merges, SMOLLM_PATTERN, special, byte_ids)
 
 
 # ---- the chat format ---------------------------------------------------------------------------------------------

@@ -177,6 +177,9 @@ class MiniGPT(nn.Module):
         if idx.dtype not in (torch.long, torch.int32, torch.int64):
             raise TypeError(f"idx should hold integer token ids, got dtype {idx.dtype}")
         B, T = idx.shape
+        if idx.numel() and (int(idx.min()) < 0 or int(idx.max()) >= self.config.vocab_size):
+            bad = idx[(idx < 0) | (idx >= self.config.vocab_size)].unique()[:5].tolist()
+            raise ValueError(f"unknown token id(s) {bad}: this model's ids are 0..{self.config.vocab_size - 1}")
         past = cache[0]["k"].shape[2] if cache and "k" in cache[0] else 0
         if past + T > self.config.block_size:
             raise ShapeError(f"the model sees at most block_size={self.config.block_size} tokens; got "
