@@ -77,6 +77,15 @@ class GPTConfig:
     def __post_init__(self):
         check_config(self)
 
+    def __repr__(self) -> str:
+        """Every field, except the Llama options while they hold their defaults (so the configs of notebooks
+        08-15 print as they always have)."""
+        shown = [f.name for f in fields(self) if f.name not in LLAMA_FIELDS or getattr(self, f.name) != f.default]
+        return f"GPTConfig({', '.join(f'{name}={getattr(self, name)!r}' for name in shown)})"
+
+
+LLAMA_FIELDS = ("rope_base", "norm_eps", "ffn_hidden")   # the fields added for Llama-architecture models
+
 
 def filled_config(saved: dict) -> dict:
     """A config dict as stored in a checkpoint, with the fields it lacks (added since it was written) at their

@@ -160,3 +160,13 @@ def test_sizing_refuses_what_it_does_not_count():
         sizing.from_gpt_config(GPTConfig(**{**LLAMA, "qk_norm": True}))
     with pytest.raises(sizing.ConfigError, match="LayerNorm keeps its"):
         sizing.from_gpt_config(GPTConfig(**{**LLAMA, "norm": "layernorm"}))
+
+
+def test_the_repr_shows_the_llama_options_only_when_set():
+    plain = GPTConfig(vocab_size=11)
+    assert repr(plain) == ("GPTConfig(vocab_size=11, block_size=128, d_model=128, n_heads=4, n_layers=4, "
+                           "dropout=0.0, fast=True, pos='learned', norm='layernorm', mlp='gelu', qk_norm=False, "
+                           "tied=True, zero_init=False, n_kv_heads=None, bias=True)")
+    r = repr(SMOLLM2_135M)
+    assert r.endswith("bias=False, rope_base=100000.0, norm_eps=1e-05, ffn_hidden=1536)")
+    assert eval(r, {"GPTConfig": GPTConfig}) == SMOLLM2_135M
