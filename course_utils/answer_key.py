@@ -68,33 +68,13 @@ def fill_solutions(nb, number: str):
     return key
 
 
-RERUN_TITLE = "## Re-run of the notebook's earlier cells after the answers (test of the answer key)"
-
-
-def append_rerun(key):
-    """Append to a key, after its last cell, a copy of every earlier code cell that is neither an answer nor a
-    check cell. Run top to bottom, the copies execute with the learner's answers defined: a learner's function
-    that overwrote one the notebook uses would break (or change) them."""
-    from .notebook_meta import is_check_cell
-
-    copies = [nbformat.v4.new_code_cell(c.source) for c in key.cells
-              if c.cell_type == "code" and EXERCISE_KEY not in c.metadata and not is_check_cell(c.source)]
-    key.cells.append(nbformat.v4.new_markdown_cell(RERUN_TITLE))
-    key.cells.extend(copies)
-    return key
-
-
-def build(notebooks: Path = REPO / "notebooks", out: Path = REPO / "build" / "solutions",
-          rerun: bool = False) -> list[Path]:
-    """Write the answer key of every numbered notebook into ``out``; returns the paths written.
-    ``rerun=True`` appends the re-run of every earlier cell (``append_rerun``), for the tests."""
+def build(notebooks: Path = REPO / "notebooks", out: Path = REPO / "build" / "solutions") -> list[Path]:
+    """Write the answer key of every numbered notebook into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in sorted(Path(notebooks).glob("[0-9][0-9]_*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         key = fill_solutions(nb, notebook_number(path))
-        if rerun:
-            key = append_rerun(key)
         target = out / path.name
         nbformat.write(key, target)
         written.append(target)

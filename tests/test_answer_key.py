@@ -1,11 +1,12 @@
-"""The answer key: built from the learner's notebooks, every check in it passes (executed in strict mode)."""
+"""The answer key: built from the learner's notebooks, every check in it passes (executed in strict mode), and no
+solution overwrites a name the notebook uses."""
 
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from course_utils import answer_key
+from course_utils import answer_key, notebook_meta
 from course_utils.exercises import available, load
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -14,7 +15,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory):
     out = tmp_path_factory.mktemp("solutions")
-    return {p.name: p for p in answer_key.build(out=out, rerun=True)}   # + a re-run of every earlier cell
+    return {p.name: p for p in answer_key.build(out=out)}
 
 
 def test_every_notebook_with_exercises_gets_a_key(keys):
@@ -39,14 +40,11 @@ def test_key_cells_hold_the_solutions_between_nbgrader_markers(keys):
             assert "____" not in cell.source
 
 
-def test_the_rerun_copies_every_earlier_cell_but_answers_and_checks():
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("def f(x):\n    return x"),
-                                         nbformat.v4.new_code_cell("y = f(2)"),
-                                         nbformat.v4.new_code_cell("def g(x):\n    return ____")])
-    nb.cells[2].metadata["course_exercise"] = "q1"
-    nb.cells.append(nbformat.v4.new_code_cell("ex.q1.check(g)"))
-    key = answer_key.append_rerun(nb)
-    assert [c.source for c in key.cells[5:]] == ["def f(x):\n    return x", "y = f(2)"]
+def test_no_solution_takes_a_name_the_notebook_uses(keys):
+    # a learner who writes the reference solution must not overwrite a function or variable that another cell
+    # of the notebook reads (checked on the solutions themselves, helpers and all, not only the answer's name)
+    for name, path in keys.items():
+        assert notebook_meta.shadowed_names(nbformat.read(path, as_version=4)) == {}, name
 
 
 def test_missing_answer_cell_is_an_error():
@@ -66,16 +64,5 @@ def test_answer_key_runs_and_every_check_passes(keys, name, monkeypatch):
         for q in load(number):
             assert f"{q.label} \u2014 Correct" in text or f"[{q.label}] Correct" in text, f"{name} {q.key}"
         assert "Not attempted yet" not in text and "Incorrect" not in text
-    # the re-run of every earlier cell after the answer cells ran without error (strict execution above) and
-    # every deterministic cell printed what it printed the first time: no answer shadows the notebook's code
-    titles = [i for i, c in enumerate(nb.cells) if c.cell_type == "markdown" and c.source == answer_key.RERUN_TITLE]
-    assert len(titles) == 1, "the key should end with the re-run of the earlier cells"
-    first, again = nb.cells[:titles[0]], nb.cells[titles[0] + 1:]
-    checked = [c for c in first if c.cell_type == "code" and c.source.startswith("# NBVAL_CHECK_OUTPUT")]
-    copies = {c.source: c for c in again}
-    for cell in checked:
-        assert _stream(copies[cell.source]) == _stream(cell), f"{name}: the re-run changed:\n{cell.source}"
 
 
-def _stream(cell) -> str:
-    return "".join(o.get("text", "") for o in cell.get("outputs", []) if o.get("output_type") == "stream")
