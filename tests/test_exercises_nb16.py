@@ -1,6 +1,6 @@
 """Notebook 16's exercises: the reference passes, plausible mistakes get the intended message, blanks are blanks,
-and each reference agrees with an independent implementation (the gguf package, course_utils.sizing, a softmax
-over a real two-step computation)."""
+and each reference agrees with an independent implementation (the gguf package, transformers' rotary embedding,
+a softmax over a real two-step computation)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from gguf import GGMLQuantizationType
 from gguf.quants import dequantize
 from helpers import assert_incorrect
 
-from course_utils import sizing
 from course_utils.exercises import ____, load
 from course_utils.exercises.nb16 import _q4_0_blocks, q4_0_reference
 
@@ -65,20 +64,49 @@ def test_q4_0_mistakes():
     assert_incorrect(ex.q1, lambda block: np.zeros(16), "32 weights")
 
 
-def test_kv_cache_agrees_with_sizing():
+def test_halves_to_pairs_matches_transformers_rope():
+    # transformers rotates halves of the rotate-half layout; the course (notebook 06) rotates neighbouring pairs of
+    # the pairs layout. With the answer's weights, the rotated queries and keys must be the same vectors up to the
+    # layout, and every score equal.
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    from course_utils.positional import apply_rope, rope_angles
+
     f = ex.q2.reference()
-    cfg = sizing.ModelConfig(49152, 8192, 576, 30, 9, n_kv_heads=3)
-    for T, precision, b in ((8192, "bf16", 2), (1000, "fp32", 4)):
-        assert f(30, 576, 9, 3, T, b) == sizing.kv_cache_bytes(cfg, T, precision=precision)
+    g = torch.Generator().manual_seed(1)
+    n_heads, d_head, d_in, T = 3, 16, 24, 7
+    wq_h, wk_h = torch.randn(n_heads * d_head, d_in, generator=g), torch.randn(n_heads * d_head, d_in, generator=g)
+    x = torch.randn(1, T, d_in, generator=g, dtype=torch.float64)
+
+    def heads(w):                                  # (1, n_heads, T, d_head)
+        return (x @ w.double().T).view(1, T, n_heads, d_head).transpose(1, 2)
+
+    angles = rope_angles(T, d_head, 10_000.0)       # (T, d_head / 2)
+    cos, sin = torch.cat([angles.cos()] * 2, -1)[None], torch.cat([angles.sin()] * 2, -1)[None]
+    q_h, k_h = apply_rotary_pos_emb(heads(wq_h), heads(wk_h), cos, sin)
+    q_p, k_p = apply_rope(heads(f(wq_h, n_heads))), apply_rope(heads(f(wk_h, n_heads)))
+    evens_then_odds = torch.cat([torch.arange(0, d_head, 2), torch.arange(1, d_head, 2)])
+    torch.testing.assert_close(q_p[..., evens_then_odds], q_h)
+    torch.testing.assert_close(q_p @ k_p.mT, q_h @ k_h.mT)
 
 
-def test_kv_cache_mistakes():
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: 2 * L * d * T * b, "all")
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: L * k * (d // h) * T * b, "factor 2")
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: 2 * L * k * (d // h) * T, "bytes_per_number")
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: 2 * k * (d // h) * T * b, "one layer")
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: 7, "got 7")
-    assert_incorrect(ex.q2, lambda L, d, h, k, T, b: "bytes", "number of bytes")
+def test_halves_to_pairs_mistakes():
+    def unmoved(w, n):
+        return w
+
+    def evens_then_odds(w, n):
+        dh = w.shape[0] // n
+        order = torch.cat([torch.arange(0, dh, 2), torch.arange(1, dh, 2)])
+        return w.reshape(n, dh, -1)[:, order].reshape(w.shape)
+
+    def one_head(w, n):
+        return ex.q2.reference()(w, 1)
+
+    assert_incorrect(ex.q2, unmoved, "have not moved")
+    assert_incorrect(ex.q2, evens_then_odds, "inverse")
+    assert_incorrect(ex.q2, one_head, "EACH head")
+    assert_incorrect(ex.q2, lambda w, n: w[:, :3], "keeps its shape")
+    assert_incorrect(ex.q2, lambda w, n: w.flip(0), "halves_to_pairs")
 
 
 def test_word_probability_is_the_chain_rule_on_a_tiny_model():

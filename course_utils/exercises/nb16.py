@@ -1,9 +1,7 @@
-"""Exercises for notebook 16 (a real LLM): decoding a Q4_0 block by hand, the key-value cache of a
-grouped-query model, and the probability of a word the tokenizer cuts into two tokens."""
+"""Exercises for notebook 16 (a real LLM): decoding a Q4_0 block by hand, undoing the rotate-half layout of
+W_Q and W_K, and the probability of a word the tokenizer cuts into two tokens."""
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
@@ -64,39 +62,45 @@ def _check_q4_0(q4_0_block_weights) -> None:
         diagnose(got, want, suspects, what="q4_0_block_weights(block)", atol=1e-6)
 
 
-# ---- q2: the key-value cache of a grouped-query model --------------------------------------------------------------
+# ---- q2: back from the rotate-half layout to the pairs layout ----------------------------------------------------
 
-def kv_cache_reference(n_layers: int, d_model: int, n_heads: int, n_kv_heads: int, T: int,
-                       bytes_per_number: float) -> float:
-    """2 (keys and values) * layers * kv heads * head size * T * bytes per number."""
-    return 2 * n_layers * n_kv_heads * (d_model // n_heads) * T * bytes_per_number
+def halves_to_pairs_reference(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """w: (n_heads * d_head, d_in), each head's rows in the rotate-half layout (the pairs layout's even rows, then
+    its odd rows). Returns the same weight in the pairs layout: row 2i of a head is its row i, row 2i + 1 its row
+    d_head / 2 + i."""
+    d_head = w.shape[0] // n_heads
+    half = d_head // 2
+    order = torch.stack([torch.arange(half), torch.arange(half) + half], dim=1).reshape(-1)   # 0, h, 1, h+1, ...
+    return w.reshape(n_heads, d_head, -1)[:, order].reshape(w.shape)
 
 
-def _check_kv_cache(kv_cache_size) -> None:
-    cases = [(16, 2048, 32, 8, 1000, 4), (30, 576, 9, 3, 8192, 2), (32, 4096, 32, 8, 4096, 2),
-             (24, 1024, 16, 16, 512, 2), (40, 5120, 40, 8, 32768, 1)]
-    for L, d, h, k, T, b in cases:
-        got = call(kv_cache_size, L, d, h, k, T, b)
-        if isinstance(got, torch.Tensor | np.ndarray) and got.size == 1 if isinstance(got, np.ndarray) else (
-                isinstance(got, torch.Tensor) and got.numel() == 1):
-            got = got.item()
-        if isinstance(got, bool) or not isinstance(got, int | float | np.integer | np.floating):
-            raise Incorrect(f"kv_cache_size{(L, d, h, k, T, b)} should be a number of bytes, got "
-                            f"{type(got).__name__}")
-        want = kv_cache_reference(L, d, h, k, T, b)
-        if math.isclose(got, want, rel_tol=1e-9):
-            continue
-        if k != h and math.isclose(got, kv_cache_reference(L, d, h, h, T, b), rel_tol=1e-9):
-            raise Incorrect(f"you stored keys and values for all {h} query heads; with grouped-query attention "
-                            f"only the {k} key/value heads are cached (each is shared by {h // k} query heads).")
-        if math.isclose(got, want / 2, rel_tol=1e-9):
-            raise Incorrect("you counted only the keys (or only the values): the cache keeps both, a factor 2.")
-        if math.isclose(got, want / b, rel_tol=1e-9) and b != 1:
-            raise Incorrect("that is a number of numbers, not bytes: multiply by bytes_per_number.")
-        if math.isclose(got, want / L, rel_tol=1e-9):
-            raise Incorrect("that is one layer's cache: every layer keeps its own keys and values.")
-        raise Incorrect(f"for {L} layers, d_model={d}, {h} heads, {k} key/value heads, T={T}, {b} bytes per number "
-                        f"the cache holds {want:,.0f} bytes, got {got:,.0f}.")
+def _evens_then_odds(w: torch.Tensor, n_heads: int) -> torch.Tensor:
+    d_head = w.shape[0] // n_heads
+    order = torch.cat([torch.arange(0, d_head, 2), torch.arange(1, d_head, 2)])
+    return w.reshape(n_heads, d_head, -1)[:, order].reshape(w.shape)
+
+
+def _check_halves_to_pairs(halves_to_pairs) -> None:
+    g = torch.Generator().manual_seed(161)
+    for n_heads, d_head, d_in in ((2, 8, 5), (3, 16, 7), (9, 64, 12)):
+        w = torch.randn(n_heads * d_head, d_in, generator=g)
+        got = as_tensor(call(halves_to_pairs, w.clone(), n_heads), "your weight").double()
+        if tuple(got.shape) != tuple(w.shape):
+            raise Incorrect(f"the weight keeps its shape {tuple(w.shape)} (only its rows move), got "
+                            f"{tuple(got.shape)}.")
+        want = halves_to_pairs_reference(w, n_heads).double()
+        suspects = [
+            (w.double(), "the rows have not moved: inside each head, the rotate-half layout keeps the pairs "
+                         "layout's even rows first, then its odd rows; undo that."),
+            (_evens_then_odds(w, n_heads).double(),
+             "that is the permutation the other way (pairs -> rotate half, evens first then odds); you need its "
+             "inverse: row 2i comes from row i, row 2i + 1 from row d_head/2 + i."),
+            (halves_to_pairs_reference(w, 1).double(),
+             "you treated the whole matrix as one head: the rows are reordered inside EACH head of d_head rows."),
+            (halves_to_pairs_reference(w.T.contiguous(), 1).T.double() if w.shape[1] % 2 == 0 else w.double(),
+             "you moved the columns: the layout is a property of the output rows (the coordinates of q)."),
+        ]
+        diagnose(got, want, suspects, what="halves_to_pairs(w, n_heads)", atol=0)
 
 
 # ---- q3: the probability of a two-token word -----------------------------------------------------------------------
@@ -151,16 +155,20 @@ def q4_0_block_weights(block):
 ''',
         success="18 bytes for 32 weights: 4.5 bits per weight, with no minimum (the grid 0..15 is centred by -8)."),
     Question(
-        key="q2", title="The key-value cache of a grouped-query model", answer="kv_cache_size",
-        checker=_check_kv_cache,
-        hints=["Each layer caches one key and one value vector per token and per KEY/VALUE head.",
-               "2 * n_layers * n_kv_heads * (d_model // n_heads) * T * bytes_per_number"],
+        key="q2", title="Back to the pairs layout", answer="halves_to_pairs", checker=_check_halves_to_pairs,
+        hints=["Work head by head: w.reshape(n_heads, d_head, d_in). In the rotate-half layout, rows 0..d_head/2-1 "
+               "of a head are the pairs layout's even rows, the rest its odd rows.",
+               "order = [0, h, 1, h + 1, 2, h + 2, ...] with h = d_head // 2; "
+               "w.reshape(n_heads, d_head, -1)[:, order].reshape(w.shape)"],
         solution='''
-def kv_cache_size(n_layers, d_model, n_heads, n_kv_heads, T, bytes_per_number):
-    head_size = d_model // n_heads
-    return 2 * n_layers * n_kv_heads * head_size * T * bytes_per_number
+def halves_to_pairs(w, n_heads):
+    d_head = w.shape[0] // n_heads
+    h = d_head // 2
+    order = torch.stack([torch.arange(h), torch.arange(h) + h], dim=1).reshape(-1)
+    return w.reshape(n_heads, d_head, -1)[:, order].reshape(w.shape)
 ''',
-        success="grouped-query attention divides the cache by n_heads / n_kv_heads: that is what it is for."),
+        success="a permutation of the rows of W_Q and W_K (the same one for both) changes no score: q . k is "
+                "unchanged when both vectors are permuted alike."),
     Question(
         key="q3", title="The probability of a two-token word", answer="word_probability", checker=_check_word_prob,
         hints=["The chain rule: P(a, b) = P(a) * P(b | a). Each factor is a softmax of its own logits.",
