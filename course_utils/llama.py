@@ -262,3 +262,17 @@ def reference_tokenizer(path: str | Path | None = None):
 
     path = model_path() if path is None else Path(path)
     return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
+
+
+def with_digit_split(reference):
+    """A copy of ``reference_tokenizer()``'s backend (a ``tokenizers.Tokenizer``) with SmolLM2's own
+    pre-tokenizer put back: every digit a chunk of its own, then GPT-2's byte-level splitting. transformers'
+    GGUF reader builds only the byte-level part, so it differs from SmolLM2 where whitespace precedes a digit.
+    Encode with ``.encode(text).ids``."""
+    from tokenizers import Tokenizer
+    from tokenizers import pre_tokenizers as pt
+
+    tokenizer = Tokenizer.from_str(reference.backend_tokenizer.to_str())
+    tokenizer.pre_tokenizer = pt.Sequence([pt.Digits(individual_digits=True),
+                                           pt.ByteLevel(add_prefix_space=False, use_regex=True)])
+    return tokenizer

@@ -58,15 +58,7 @@ def ref_tok():
 
 @pytest.fixture(scope="module")
 def smollm_ref(ref_tok):
-    """transformers' tokenizer with SmolLM2's own pre-tokenizer (its tokenizer.json: every digit apart, then
-    byte-level GPT-2 splitting); the GGUF reader of transformers builds the byte-level part only."""
-    from tokenizers import Tokenizer
-    from tokenizers import pre_tokenizers as pt
-
-    t = Tokenizer.from_str(ref_tok.backend_tokenizer.to_str())
-    t.pre_tokenizer = pt.Sequence([pt.Digits(individual_digits=True),
-                                   pt.ByteLevel(add_prefix_space=False, use_regex=True)])
-    return t
+    return llama.with_digit_split(ref_tok)
 
 
 # ---- the model ---------------------------------------------------------------------------------------------------
