@@ -10,11 +10,18 @@ An answer cell is a code cell with the metadata ``"course_exercise": "qN"``. In 
 
 and the cell gets nbgrader's metadata, so the key can also be handed to nbgrader. ``--execute`` runs each key in
 a fresh kernel with ``COURSE_CHECKS_STRICT=1``: a check that does not pass stops the run with an error.
+
+``exercise_slice(key)`` keeps only what the exercises need: the exercise section (first answer cell to last check
+cell) and, before it, each cell that last binds a name the kept cells read (the last before the reading cell and
+the last before the exercises, followed back cell by cell). The
+tests run that slice, so a key's checks are proven to pass without training every notebook's models a second
+time (CI already runs every learner notebook top to bottom).
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 import sys
@@ -23,6 +30,7 @@ from pathlib import Path
 import nbformat
 
 from .exercises import available, load
+from .notebook_meta import is_check_cell
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 EXERCISE_KEY = "course_exercise"
@@ -68,6 +76,95 @@ def fill_solutions(nb, number: str):
     return key
 
 
+def _parse(source: str) -> ast.Module:
+    """A cell's code without IPython's magics and shell escapes (lines starting with % or !)."""
+    return ast.parse("\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))))
+
+
+def _binds(source: str) -> set[str]:
+    """Every name a cell binds anywhere at its top level: assignments, loops, imports, defs and classes."""
+    names: set[str] = set()
+    for node in _parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.add(node.name)
+            continue
+        for n in ast.walk(node):
+            if isinstance(n, ast.Import | ast.ImportFrom):
+                names |= {a.asname or a.name.split(".")[0] for a in n.names}
+            elif isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store):
+                names.add(n.id)
+    return names
+
+
+def _stored(nodes) -> set[str]:
+    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
+
+
+def _reads(source: str) -> set[str]:
+    """The names a cell reads from the notebook's namespace: not a function's parameters or locals, not a
+    comprehension's variables, not what the cell itself bound earlier on."""
+    found: set[str] = set()
+
+    def visit(node, bound: set[str]) -> None:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            args = {a.arg for a in ast.walk(node.args) if isinstance(a, ast.arg)}
+            for d in getattr(node, "decorator_list", []) + node.args.defaults + node.args.kw_defaults:
+                if d is not None:
+                    visit(d, bound)
+            body = node.body if isinstance(node.body, list) else [node.body]
+            inner = bound | args | _stored(body) | {n.name for b in body for n in ast.walk(b)
+                                                    if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+            for b in body:
+                visit(b, inner)
+        elif isinstance(node, ast.ListComp | ast.SetComp | ast.GeneratorExp | ast.DictComp):
+            inner = bound | _stored(g.target for g in node.generators)
+            for child in ast.iter_child_nodes(node):
+                visit(child, inner)
+        elif isinstance(node, ast.For | ast.AsyncFor):
+            visit(node.iter, bound)
+            for b in node.body + node.orelse:
+                visit(b, bound | _stored([node.target]))
+        elif isinstance(node, ast.Name):
+            if isinstance(node.ctx, ast.Load) and node.id not in bound:
+                found.add(node.id)
+        else:
+            for child in ast.iter_child_nodes(node):
+                visit(child, bound)
+
+    bound: set[str] = set()
+    for statement in _parse(source).body:      # top level: a name bound by an earlier statement is the cell's own
+        visit(statement, bound)
+        bound |= _binds(ast.unparse(statement))
+    return found
+
+
+def exercise_slice(nb):
+    """A copy of ``nb`` with only the cells its exercises need (see the module's docstring); metadata kept."""
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    answers = [i for i in code if EXERCISE_KEY in nb.cells[i].get("metadata", {})]
+    checks = [i for i in code if is_check_cell(nb.cells[i].source)]
+    if not answers or not checks:
+        raise ValueError("the notebook has no exercises (answer cells and `ex.qN.check()` cells) to slice")
+    first, last = answers[0], checks[-1]
+    keep = {i for i in code if first <= i <= last}
+    binds = {i: _binds(nb.cells[i].source) for i in code if i < first}
+    todo = sorted(keep)
+    while todo:
+        j = todo.pop()
+        for name in _reads(nb.cells[j].source):
+            earlier = [i for i in binds if name in binds[i]]
+            # the binding cell j sees when it runs, and (for a function that reads the name when called) the last
+            # one before the exercises
+            for i in {max((i for i in earlier if i < j), default=None), max(earlier, default=None)} - {None}:
+                if i not in keep:
+                    keep.add(i)
+                    todo.append(i)
+    sliced = nbformat.from_dict(nb)
+    sliced.cells = [c for i, c in enumerate(sliced.cells)
+                    if i in keep or (c.cell_type == "markdown" and first <= i <= last)]
+    return sliced
+
+
 def build(notebooks: Path = REPO / "notebooks", out: Path = REPO / "build" / "solutions") -> list[Path]:
     """Write the answer key of every numbered notebook into ``out``; returns the paths written."""
     out.mkdir(parents=True, exist_ok=True)
@@ -81,13 +178,16 @@ def build(notebooks: Path = REPO / "notebooks", out: Path = REPO / "build" / "so
     return written
 
 
-def execute(path: Path, timeout: int = 900, quick: bool = True) -> None:
-    """Run one key top to bottom in a fresh kernel, in strict mode (a failing check raises), and store outputs."""
+def execute(path: Path, timeout: int = 900, quick: bool = True, only_exercises: bool = False) -> None:
+    """Run one key top to bottom in a fresh kernel, in strict mode (a failing check raises), and store outputs.
+    ``only_exercises=True`` runs and stores :func:`exercise_slice` of it instead of the whole notebook."""
     from nbclient import NotebookClient
 
     env = {**os.environ, "COURSE_CHECKS_STRICT": "1"}
     env.setdefault("COURSE_QUICK", "1" if quick else "0")
     nb = nbformat.read(path, as_version=4)
+    if only_exercises:
+        nb = exercise_slice(nb)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(REPO / "notebooks")}})
     client.execute(env=env)   # the variables go to this kernel only, not to the calling process

@@ -1,5 +1,5 @@
-"""The answer key: built from the learner's notebooks, every check in it passes (executed in strict mode), and no
-solution overwrites a name the notebook uses."""
+"""The answer key: built from the learner's notebooks, every check in it passes (executed in strict mode, on the
+cells the exercises need), and no solution overwrites a name the notebook uses."""
 
 from pathlib import Path
 
@@ -53,10 +53,34 @@ def test_missing_answer_cell_is_an_error():
         answer_key.fill_solutions(nb, "00")
 
 
+def test_exercise_slice_keeps_what_the_exercises_read_and_drops_the_rest():
+    new = nbformat.v4
+    cells = [new.new_code_cell("import torch\nfrom course_utils.exercises import load"),   # 0: read by 2 (load)
+             new.new_code_cell("model = train_for_ten_minutes()"),                         # 1: nobody reads model
+             new.new_code_cell("n = 3\nn = 4"),                                             # 2: shadowed by 3 and 4
+             new.new_code_cell("n = 0"),                                                    # 3: nobody sees it
+             new.new_code_cell("n = 1"),                                                    # 4: read by 5's y
+             new.new_code_cell("y = n\ndef helper(x):\n    return x * n * y"),            # 5: read by the check
+             new.new_code_cell("n = 5"),                                                    # 6: the n helper sees
+             new.new_markdown_cell("## Exercises"),
+             new.new_code_cell("ex = load('00')"),                                          # 8
+             new.new_code_cell("def f(x):\n    ____", metadata={"course_exercise": "q1"}),  # 9: answer cell
+             new.new_markdown_cell("check it:"),
+             new.new_code_cell("ex.q1.check(f, helper)"),                                  # 11: check cell
+             new.new_code_cell("print(model)")]                                            # 12: after the checks
+    sliced = answer_key.exercise_slice(new.new_notebook(cells=cells))
+    kept = [c.source for c in sliced.cells]
+    assert kept == [cells[i].source for i in (0, 4, 5, 6, 8, 9, 10, 11)]
+    with pytest.raises(ValueError, match="no exercises"):
+        answer_key.exercise_slice(new.new_notebook(cells=cells[:5]))
+
+
 @pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
 def test_answer_key_runs_and_every_check_passes(keys, name, monkeypatch):
     monkeypatch.setenv("COURSE_QUICK", "1")
-    answer_key.execute(keys[name])                # strict mode: a check that does not pass raises
+    number = answer_key.notebook_number(keys[name])
+    # strict mode: a check that does not pass raises; the whole notebook already runs under nbval
+    answer_key.execute(keys[name], only_exercises=number in available())
     nb = nbformat.read(keys[name], as_version=4)
     text = "\n".join(str(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
     number = answer_key.notebook_number(keys[name])
