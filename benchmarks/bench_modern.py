@@ -8,8 +8,9 @@ Muon), each for the same budget on the Wikipedia text, back to back in this proc
 validation split of the scoreboard (``train.evaluate``) and prints:
 
 * the recipe's validation loss as a ratio to the preset's (target: at most 0.95 in 5 minutes);
-* training tokens per second, and the share of the CPU's estimated peak FLOP/s that training reaches
-  (6 N + 6 L T d FLOPs per token, ``recipe.train_flops_per_token``; the peak from ``recipe.cpu_peak_flops``).
+* training tokens per second, and the share of the CPU's peak FLOP/s that training reaches (the course's one
+  convention, as in notebooks 11 and 15: ``sizing.training_flops_per_token``, 6 N + 12 L T d per token; the peak
+  is ``runtime.peak_flops_per_s``, the best speed of a 1024 x 1024 fp32 matrix product on the same threads).
 
 ``--clock wall`` (default) measures the budget in wall-clock minutes, as notebook 08 does on an idle machine.
 On a machine shared with other programs use ``--clock process --threads 1``: the budget is then the CPU time of
@@ -30,9 +31,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from course_utils import runtime, scoreboard  # noqa: E402
+from course_utils import runtime, scoreboard, sizing  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
-from course_utils.recipe import KeepBest, cpu_peak_flops, modern_preset, train_flops_per_token  # noqa: E402
+from course_utils.recipe import KeepBest, modern_preset  # noqa: E402
 from course_utils.train import evaluate, preset, train  # noqa: E402
 
 TARGET = 0.95
@@ -65,9 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
-    peak, how = cpu_peak_flops(threads)
+    peak = runtime.peak_flops_per_s("cpu", threads)
     print(f"device: cpu ({platform.processor() or platform.machine()}, {threads} threads, torch {torch.__version__})")
-    print(f"estimated peak: {peak / 1e9:.0f} GFLOP/s = {how}")
+    print(f"peak: {peak / 1e9:.0f} GFLOP/s (the best 1024 x 1024 fp32 matrix product on {threads} threads)")
     print(f"budget: {args.minutes:g} min of {'wall-clock time' if args.clock == 'wall' else 'CPU time of this process'}"
           f" per model, back to back")
     tok, train_ids, val_ids = scoreboard.wiki_char_data()
@@ -81,13 +82,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"modern / preset validation loss: {ratio:.3f}x (target <= {TARGET}: {verdict})")
     # wall clock: tokens per second against the peak of `threads` cores; process clock: tokens per CPU-second
     # (one core busy for one second) against the peak of one core.
-    per = peak if args.clock == "wall" else cpu_peak_flops(1)[0]
+    per = peak if args.clock == "wall" else runtime.peak_flops_per_s("cpu", 1)
     unit = "tokens/s" if args.clock == "wall" else "tokens per CPU-second"
     for name, r in (("notebook 08 preset", base), ("modern recipe", new)):
         tps = r["tokens"] / r["train_s"]          # train_s: the budget's clock, evaluations during training included
-        flops = tps * train_flops_per_token(r["cfg"])
-        print(f"  {name}: {tps:,.0f} {unit}, {train_flops_per_token(r['cfg']) / 1e6:.2f} MFLOP per token -> "
-              f"{flops / 1e9:.2f} GFLOP/s = {flops / per:.1%} of the estimated peak "
+        per_token = sizing.training_flops_per_token(r["cfg"])
+        flops = tps * per_token
+        print(f"  {name}: {tps:,.0f} {unit}, {per_token / 1e6:.2f} MFLOP per token -> "
+              f"{flops / 1e9:.2f} GFLOP/s = {flops / per:.1%} of the peak "
               f"({per / 1e9:.0f} GFLOP/s)")
     return 0
 

@@ -3,9 +3,10 @@
     python benchmarks/bench_sizing.py [--steps 30] [--device cpu]
 
 Trains notebook 08's CPU configuration (``course_utils.train.preset``) for ``--steps`` steps and turns its measured
-training tokens per second into FLOP/s with ``sizing.forward_flops_per_token`` (3x the forward, attention term
-included). The baseline, measured in the same run: the best FLOP/s of one 1024 x 1024 matrix product on the same
-device, about the most this hardware does. It prints the ratio of the two (the model FLOPs utilisation against
+training tokens per second into FLOP/s with ``sizing.training_flops_per_token`` (3x the forward, full attention
+term included: the course's one convention). The baseline, measured in the same run: ``runtime.peak_flops_per_s``,
+the best FLOP/s of a 1024 x 1024 fp32 matrix product on the same device, the course's one measure of the peak.
+It prints the ratio of the two (the model FLOPs utilisation against
 that baseline), and what GPT-3's 6ND would take at the measured speed. Nothing is asserted about time; the
 figures depend on what else the machine is doing.
 """
@@ -15,7 +16,6 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -26,20 +26,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from course_utils import runtime, scoreboard, sizing  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
 from course_utils.train import preset, train  # noqa: E402
-
-
-def matmul_flops(dev: torch.device, n: int = 1024, repeats: int = 10) -> float:
-    a = torch.randn(n, n, device=dev)
-    best = float("inf")
-    for _ in range(repeats):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        a @ a
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - t0)
-    return 2 * n**3 / best
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,9 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     res = train(model, train_ids, val_ids, replace(st, minutes=None, max_steps=args.steps, warmup_steps=1,
                                                   eval_interval=None, eval_seconds=None, eval_batches=1),
                 device=dev, progress=False)
-    per_token = 3 * sizing.forward_flops_per_token(sizing.from_gpt_config(cfg), cfg.block_size)
+    per_token = sizing.training_flops_per_token(cfg)
     model_flops = res.tokens_per_second * per_token
-    base = matmul_flops(dev)
+    base = runtime.peak_flops_per_s(dev, repeats=10)
     print(f"model: {model.num_params():,} parameters, {per_token:,.0f} training FLOPs per token")
     print(f"training: {res.tokens_per_second:,.0f} tokens/s = {model_flops / 1e9:.2f} GFLOP/s")
     print(f"baseline, one 1024 x 1024 matrix product: {base / 1e9:.2f} GFLOP/s")

@@ -7,8 +7,6 @@ modern``.
   and weight decay chosen from the number of training tokens per parameter (:func:`regularisation`).
 * :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
   ``restore()`` puts them back at the end, so the final model is never one that got worse.
-* :func:`train_flops_per_token`, :func:`cpu_peak_flops` -- the arithmetic of training and the CPU's peak, for the
-  share of the peak that training reaches (model FLOPs utilisation).
 
 Imports downward only (settings, modern, model): ``course_utils.train`` imports this module for ``--recipe
 modern`` and ``course_utils.ablation`` for the list of changes; neither is imported here.
@@ -17,8 +15,6 @@ modern`` and ``course_utils.ablation`` for the list of changes; neither is impor
 from __future__ import annotations
 
 import copy
-import os
-import re
 from dataclasses import replace
 
 import torch
@@ -108,34 +104,3 @@ class KeepBest:
         return self.best, self.step
 
 
-def train_flops_per_token(cfg: GPTConfig) -> float:
-    """Training FLOPs per token, 6 N + 6 L T d (Kaplan et al. 2020): N = the weights used in matrix products per
-    token (the blocks' matrices and the output layer), plus the attention scores and weighted sums over a
-    context of T = block_size. Muon's Newton-Schulz iterations are not counted (the usual model FLOPs)."""
-    d, L, V = cfg.d_model, cfg.n_layers, cfg.vocab_size
-    emb = V * d + (cfg.block_size * d if cfg.pos == "learned" else 0)
-    n = param_count(cfg) - emb + (V * d if cfg.tied else 0)       # the output layer is a matrix product
-    return 6.0 * n + 6.0 * L * cfg.block_size * d
-
-
-def cpu_peak_flops(threads: int | None = None) -> tuple[float, str]:
-    """Estimated fp32 peak FLOP/s of ``threads`` cores of this CPU, and how it was estimated.
-
-    peak = cores x clock x FLOPs per cycle: 32 with AVX2 and FMA (two 8-wide FMA units), 64 with AVX-512, else 8.
-    The clock is the largest 'cpu MHz' in /proc/cpuinfo (the base clock on most virtual machines), else 2.5 GHz.
-    """
-    threads = threads or torch.get_num_threads()
-    flags, mhz = "", 0.0
-    try:
-        info = open("/proc/cpuinfo").read()
-        m = re.search(r"^flags\s*:\s*(.*)$", info, re.M)
-        flags = m.group(1) if m else ""
-        mhz = max((float(x) for x in re.findall(r"^cpu MHz\s*:\s*([\d.]+)", info, re.M)), default=0.0)
-    except OSError:
-        pass
-    per_cycle = 64 if "avx512f" in flags else 32 if ("avx2" in flags and "fma" in flags) else 8
-    ghz = mhz / 1000 if mhz else 2.5
-    cores = min(threads, os.cpu_count() or threads)
-    how = (f"{cores} core(s) x {ghz:.2f} GHz x {per_cycle} fp32 FLOPs/cycle "
-           f"({'AVX-512' if per_cycle == 64 else 'AVX2+FMA' if per_cycle == 32 else 'no AVX2/FMA found'})")
-    return cores * ghz * 1e9 * per_cycle, how

@@ -1,4 +1,8 @@
-"""Where the course runs: the device, random seeds, and quick mode.
+"""Where the course runs: the device, random seeds, quick mode, and the machine's peak speed.
+
+:func:`peak_flops_per_s` is the course's one convention for "the peak" of a CPU or GPU: the best speed of a
+large fp32 matrix product, measured on the same device and threads. (An estimate from the data sheet, cores x clock
+x FLOPs per cycle, reads the base clock on most machines and is beaten by the turbo clock.)
 
 Quick mode (the environment variable ``COURSE_QUICK``) shrinks every training budget so that CI can run every
 notebook in minutes. Notebooks never hard-code a step count, corpus size or epoch count that makes them slow:
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import numpy as np
 import torch
@@ -100,3 +105,32 @@ def autocast(dev: torch.device | str):
     if dev.type == "cuda":
         return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return torch.autocast(device_type="cpu", enabled=False)
+
+
+def peak_flops_per_s(dev: torch.device | str = "cpu", threads: int | None = None, n: int = 1024,
+                     repeats: int = 5) -> float:
+    """The peak as the course measures it: 2 n^3 / (the best time of ``repeats`` n x n fp32 matrix products) on
+    ``dev``, with ``threads`` torch threads on the CPU (default: the current setting, restored afterwards)."""
+    dev = torch.device(dev)
+    if n < 64 or repeats < 1:
+        raise ValueError(f"peak_flops_per_s: n should be >= 64 and repeats >= 1, got n={n}, repeats={repeats}")
+    if threads is not None and threads < 1:
+        raise ValueError(f"peak_flops_per_s: threads should be >= 1, got {threads}")
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        a = torch.randn(n, n, device=dev)
+        a @ a                                     # warm-up: the first product pays for allocation and dispatch
+        best = float("inf")
+        for _ in range(repeats):
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            t0 = time.perf_counter()
+            a @ a
+            if dev.type == "cuda":
+                torch.cuda.synchronize()
+            best = min(best, time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(before)
+    return 2 * n**3 / best

@@ -9,12 +9,16 @@ cache of ``course_utils.generation``) and against published totals.
     weight_bytes(n, "bf16")                -> bytes of the weights alone
     training_bytes(n, ...)                 -> weights + gradients + AdamW moments (+ fp32 master weights)
     forward_flops_per_token(cfg, T)        -> 2 * (matmul weights) + 4 * layers * T * d_attn
+    training_flops_per_token(cfg, T)       -> 3 x the forward: 6 * (matmul weights) + 12 * layers * T * d_attn
     training_flops(n, tokens)              -> 6 N D
     kv_cache_bytes(cfg, T)                 -> 2 * layers * kv_heads * head_dim * T * batch * bytes
     attention_scores_bytes(T)              -> T * T * bytes for one head of one layer
 
 Conventions: 1 GB = 10**9 bytes, 1 GiB = 2**30 bytes; a FLOP is one multiply or one add, so a multiply-add
-counts 2 (the convention of Kaplan et al. 2020 and of ``torch.utils.flop_counter``).
+counts 2 (the convention of Kaplan et al. 2020 and of ``torch.utils.flop_counter``). Attention is counted on the
+full T x T score matrix, as the course's attention computes it and ``FlopCounterMode`` counts it; ``causal=True``
+counts only the unmasked half (Kaplan's 6N + 6LTd for training), the work of a kernel that skips masked blocks.
+The course uses the full count everywhere (notebooks 11, 12, 15 and the benchmarks) unless a cell says otherwise.
 """
 
 from __future__ import annotations
@@ -24,7 +28,8 @@ from dataclasses import dataclass, replace
 
 __all__ = ["ConfigError", "ModelConfig", "PUBLISHED", "BYTES_PER_PARAM", "GPU_MEMORY_GIB", "param_breakdown",
            "param_count", "non_embedding_params", "matmul_params", "weight_bytes", "training_bytes",
-           "forward_flops_per_token", "training_flops", "gpu_days", "kv_cache_bytes", "attention_scores_bytes",
+           "forward_flops_per_token", "training_flops_per_token", "training_flops", "gpu_days", "kv_cache_bytes",
+           "attention_scores_bytes",
            "fitting_gpus", "from_gpt_config", "summary", "GB", "GiB"]
 
 GB = 10**9
@@ -131,17 +136,19 @@ PUBLISHED: dict[str, ModelConfig] = {
 }
 
 
-def from_gpt_config(c) -> ModelConfig:
+def from_gpt_config(c, strict: bool = True) -> ModelConfig:
     """The :class:`ModelConfig` of a course ``GPTConfig``: by default MiniGPT (GELU 4x, biases, tied, learned
     positions); notebook 15's options and a Llama model's (rope, rmsnorm, swiglu, relu2, n_kv_heads, bias=False,
     tied=False, ffn_hidden) are carried over, so the counts stay exact (ReLU^2 has GELU's two matrices).
 
     Two options this module does not count are refused with a clear error: qk_norm, and bias=False with
-    LayerNorm (the course's LayerNorm keeps its bias); ``course_utils.modern.param_count`` counts them."""
-    if c.qk_norm:
+    LayerNorm (the course's LayerNorm keeps its bias); ``course_utils.modern.param_count`` counts them.
+    ``strict=False`` lets both through: they change a few norm gains and biases but no matrix product, so the
+    FLOP counts stay exact (the parameter counts do not)."""
+    if c.qk_norm and strict:
         raise ConfigError("from_gpt_config: qk_norm=True adds norms on queries and keys that this module does not "
                           "count; use course_utils.modern.param_count for that model")
-    if not c.bias and c.norm == "layernorm":
+    if not c.bias and c.norm == "layernorm" and strict:
         raise ConfigError("from_gpt_config: bias=False with norm='layernorm' (the course's LayerNorm keeps its "
                           "bias) is not counted here; use course_utils.modern.param_count for that model")
     from .layers import ffn_width  # the feed-forward width rule of the model itself (no cycle: layers is below)
@@ -270,6 +277,17 @@ def forward_flops_per_token(cfg: ModelConfig, T: int | None = None, causal: bool
     T = cfg.n_ctx if T is None else _positive_int("T", T)
     keys = (T + 1) / 2 if causal else T
     return 2 * matmul_params(cfg) + 4 * cfg.n_layers * keys * cfg.n_heads * cfg.head_dim
+
+
+def training_flops_per_token(cfg: ModelConfig, T: int | None = None, causal: bool = False) -> float:
+    """FLOPs of one training step per token: 3 x :func:`forward_flops_per_token` (the backward pass computes two
+    gradients for every matrix product, one for each operand). With the defaults that is
+    6 * matmul_params + 12 * n_layers * T * d_attn, the course's one convention; ``causal=True`` gives Kaplan et
+    al.'s 6N + 6LTd (half the score matrix). A course ``GPTConfig`` is converted with
+    ``from_gpt_config(strict=False)``. ``FlopCounterMode`` counts exactly this on MiniGPT's forward + backward."""
+    if not isinstance(cfg, ModelConfig):
+        cfg = from_gpt_config(cfg, strict=False)
+    return 3 * forward_flops_per_token(cfg, T, causal)
 
 
 def training_flops(n_params: float, n_tokens: float) -> float:

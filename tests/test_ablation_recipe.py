@@ -151,12 +151,8 @@ def test_keep_best_restores_the_best_weights():
         assert torch.equal(v, best[k])
 
 
-def test_flops_per_token_and_peak():
+def test_param_count_of_the_preset():
     cfg, _ = preset(96)
-    n_matmul = 4 * (4 * 128 * 128 + 8 * 128 * 128) + 96 * 128
-    assert recipe.train_flops_per_token(cfg) == pytest.approx(6 * n_matmul + 6 * 4 * 64 * 128, rel=0.01)
-    peak, how = recipe.cpu_peak_flops(1)
-    assert peak > 1e9 and "GHz" in how
     assert param_count(cfg) == MiniGPT(cfg).num_params()
 
 

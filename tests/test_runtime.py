@@ -77,3 +77,13 @@ def test_autocast_is_a_noop_on_cpu():
     with runtime.autocast("cpu"):
         y = torch.ones(2, 2) @ torch.ones(2, 2)
     assert y.dtype == torch.float32
+
+
+def test_peak_flops_is_a_measured_speed_and_restores_the_threads():
+    before = torch.get_num_threads()
+    one = runtime.peak_flops_per_s("cpu", threads=1, n=256, repeats=3)
+    assert torch.get_num_threads() == before
+    assert 1e8 < one < 1e13                # between 0.1 GFLOP/s and 10 TFLOP/s for one CPU thread
+    for bad in (dict(n=8), dict(repeats=0), dict(threads=0)):
+        with pytest.raises(ValueError, match="peak_flops_per_s"):
+            runtime.peak_flops_per_s("cpu", **bad)

@@ -123,6 +123,31 @@ def test_forward_flops_match_flop_counter_on_explicit_attention():
     assert fc.get_total_flops() == B * T * sizing.forward_flops_per_token(sizing.from_gpt_config(cfg), T)
 
 
+@pytest.mark.parametrize("options", [{}, dict(pos="rope", norm="rmsnorm", mlp="swiglu", qk_norm=True, tied=False,
+                                              n_kv_heads=2, bias=False)], ids=["gpt2-style", "modern"])
+def test_training_flops_per_token_equal_the_flop_counter_on_forward_and_backward(options):
+    # the modern options run only through the fused attention kernel, which FlopCounterMode does not count on
+    # the CPU: there the counter must miss exactly the attention term, 3 x 4 L T d per token
+    cfg = GPTConfig(vocab_size=40, block_size=16, d_model=32, n_layers=2, n_heads=4, fast=bool(options),
+                    **options)
+    model = MiniGPT(cfg)
+    B, T = 3, 16
+    x, y = torch.randint(0, 40, (B, T)), torch.randint(0, 40, (B, T))
+    with FlopCounterMode(display=False) as fc:
+        _, loss = model(x, y)
+        loss.backward()
+    uncounted = 3 * 4 * cfg.n_layers * T * cfg.d_model if options else 0
+    assert fc.get_total_flops() + B * T * uncounted == B * T * sizing.training_flops_per_token(cfg, T)
+    mc = sizing.from_gpt_config(cfg, strict=False)
+    assert sizing.training_flops_per_token(mc) == 3 * sizing.forward_flops_per_token(mc, 16)
+    # Kaplan's 6N + 6LTd: the causal count (T + 1) / 2 keys per query
+    kaplan = 6 * sizing.matmul_params(mc) + 6 * cfg.n_layers * (T + 1) * cfg.d_model
+    assert sizing.training_flops_per_token(mc, causal=True) == pytest.approx(kaplan)
+    if options:
+        with pytest.raises(ConfigError, match="qk_norm"):
+            sizing.from_gpt_config(cfg)                       # the parameter count would be wrong: refused
+
+
 def test_forward_flops_causal_and_default():
     c = ModelConfig(100, 64, 32, 2, 4)
     assert sizing.forward_flops_per_token(c) == sizing.forward_flops_per_token(c, 64)
