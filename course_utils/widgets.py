@@ -419,3 +419,169 @@ def chat_box(model, tokenizer, prompt_of, max_new_tokens: int = 40, stop_ids=(),
     nucleus.observe(reply, names="value")
     reply()
     return widgets.VBox([widgets.HBox([box, send]), widgets.HBox([temp, nucleus]), out])
+
+
+def compute_budget_explorer(laws: dict, budget: float = 1e12, low: float = 1e9, high: float = 1e25):
+    """A compute budget C on a log slider (notebook 12): for each loss law in ``laws`` (name -> ``scaling.LossLaw``,
+    e.g. the learner's fit and Chinchilla's) the compute-optimal N and D on the line 6 N D = C
+    (``scaling.compute_optimal``), the tokens per parameter D / N, and the predicted loss there. A law's loss is
+    in its own units (a character-level fit in nats per character, Chinchilla's in nats per token of its text):
+    compare how N and D move, not the losses. Returns the widget; display it as the last line of a cell."""
+    import html
+    import math
+
+    import ipywidgets as widgets
+
+    from . import scaling
+
+    if not laws:
+        raise ValueError("compute_budget_explorer: give at least one loss law, e.g. {'yours': law}")
+    for name, law in laws.items():
+        if not isinstance(law, scaling.LossLaw):
+            raise TypeError(f"compute_budget_explorer: laws[{name!r}] should be a scaling.LossLaw, "
+                            f"got {type(law).__name__}")
+    if not 0 < low <= budget <= high:
+        raise ValueError(f"compute_budget_explorer: need 0 < low <= budget <= high, got {low}, {budget}, {high}")
+    c = widgets.FloatLogSlider(value=budget, base=10, min=math.log10(low), max=math.log10(high), step=0.25,
+                               description="C (FLOPs)", readout_format=".1e", continuous_update=False,
+                               layout=widgets.Layout(width="60%"))
+    out = widgets.HTML()
+
+    def redraw(*_):
+        C = c.value
+        rows = []
+        for name, law in laws.items():
+            n, d = scaling.compute_optimal(C, law)
+            a = law.beta / (law.alpha + law.beta)
+            rows.append(f"<tr><td>{html.escape(name)}</td><td>{n:.3g}</td><td>{d:.3g}</td><td>{d / n:,.1f}</td>"
+                        f"<td>{law(n, d):.3f}</td><td>C<sup>{a:.2f}</sup></td><td>C<sup>{1 - a:.2f}</sup></td></tr>")
+        out.value = (f"<p>Budget C = {C:.2e} FLOPs = 6 N D (a 1e25 run is a frontier model; notebook 08's five "
+                     "minutes were about 1e13)</p>"
+                     "<table><tr><th>law</th><th>N<sub>opt</sub> (parameters)</th><th>D<sub>opt</sub> (tokens)"
+                     "</th><th>D / N</th><th>predicted loss (its units)</th><th>N<sub>opt</sub> grows as</th>"
+                     "<th>D<sub>opt</sub> grows as</th></tr>" + "".join(rows) + "</table>")
+
+    c.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([c, out])
+
+
+def lora_rank_explorer(deltas: dict, rank: int = 4):
+    """The rank r of a LoRA adapter against what it keeps (notebook 14). ``deltas``: name -> a fine-tuning update
+    ΔW (d_out, d_in). For the chosen matrix and rank: the trainable parameters of a rank-r adapter, r (d_in +
+    d_out), against the d_out d_in of the full matrix, and the share of the update's energy (squared Frobenius
+    norm) that its best rank-r approximation keeps, beside a random matrix of the same shape. A plot shows the whole
+    curve. Returns the widget; display it as the last line of a cell."""
+    import ipywidgets as widgets
+    import matplotlib.pyplot as plt
+    import torch
+    from IPython.display import display
+
+    from .lora import singular_values
+
+    if not deltas:
+        raise ValueError("lora_rank_explorer: give at least one update, e.g. {'blocks.0.attn.w_q': delta}")
+    curves = {}
+    g = torch.Generator().manual_seed(0)
+    for name, d in deltas.items():
+        s2 = singular_values(d) ** 2                           # raises a clear error for a non-matrix
+        r2 = singular_values(torch.randn(d.shape, generator=g, dtype=torch.float64)) ** 2
+        curves[name] = (tuple(d.shape), (s2.cumsum(0) / s2.sum()).tolist(), (r2.cumsum(0) / r2.sum()).tolist())
+    names = list(curves)
+    choose = widgets.Dropdown(options=names, value=names[0], description="matrix",
+                              layout=widgets.Layout(width="45%"))
+    r = widgets.IntSlider(value=min(rank, len(curves[names[0]][1])), min=1, max=len(curves[names[0]][1]),
+                          description="rank r", continuous_update=False)
+    out = widgets.Output()
+
+    def redraw(*_):
+        (d_out, d_in), kept, rand = curves[choose.value]
+        r.max = len(kept)                                      # the slider clamps its value to the new range
+        k = r.value
+        with out:
+            out.clear_output(wait=True)
+            adapter, full = k * (d_in + d_out), d_in * d_out
+            print(f"{choose.value}: ΔW is {d_out} x {d_in}. A rank-{k} adapter trains {adapter:,} numbers, "
+                  f"{adapter / full:.1%} of the matrix's {full:,}.")
+            print(f"Its best rank-{k} approximation keeps {kept[k - 1]:.1%} of the update's energy; "
+                  f"for a random matrix of the same shape it would keep {rand[k - 1]:.1%}.")
+            fig, ax = plt.subplots(figsize=(6.5, 3.2))
+            ax.plot(range(1, len(kept) + 1), kept, label="the fine-tuning update")
+            ax.plot(range(1, len(rand) + 1), rand, "--", label="a random matrix")
+            ax.axvline(k, color="k", lw=0.8)
+            ax.set_xlabel("rank r")
+            ax.set_ylabel("share of the energy kept")
+            ax.set_title(f"Best rank-r approximation of {choose.value}")
+            ax.set_ylim(0, 1.02)
+            ax.legend(loc="lower right")
+            display(fig)
+            plt.close(fig)
+
+    choose.observe(redraw, names="value")
+    r.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox([choose, r]), out])
+
+
+def ablation_explorer(summary: list[dict], checked: tuple[str, ...] = ("rope", "muon")):
+    """Notebook 15's measured ablation, one checkbox per change. ``summary``: rows of ``ablation.summarise``. For
+    the changes ticked: each one's measured bits/char alone, its spread over seeds (max - min), its ratio to the
+    baseline and the table's verdict; then what the ticked changes would give if their effects multiplied, and,
+    when the ticked set is one the table measured together, the measured result with its spread. The dropdown
+    ticks one of those measured sets. Returns the widget; display it as the last line of a cell."""
+    import html
+
+    import ipywidgets as widgets
+
+    by = {row["run"]: row for row in summary}
+    if "baseline" not in by:
+        raise ValueError("ablation_explorer: the summary has no 'baseline' row (use ablation.summarise(rows))")
+    singles = [n for n, row in by.items() if n != "baseline" and "+" not in row["changes"]]
+    together = {frozenset(row["changes"].split("+")): n for n, row in by.items() if "+" in row["changes"]}
+    boxes = {n: widgets.Checkbox(value=n in checked, description=n, indent=False,
+                                 layout=widgets.Layout(width="120px")) for n in singles}
+    preset = widgets.Dropdown(options=["(your ticks)", *sorted(together.values())], value="(your ticks)",
+                              description="tick a set")
+    out = widgets.HTML()
+    base = by["baseline"]
+
+    def redraw(*_):
+        on = [n for n in singles if boxes[n].value]
+        rows = "".join(f"<tr><td>{n}</td><td>{by[n]['bits']:.4f}</td><td>{by[n]['spread']:.4f}</td>"
+                       f"<td>{by[n]['ratio']:.3f}x</td><td>{by[n]['verdict']}</td></tr>" for n in on)
+        text = (f"<p>baseline: {base['bits']:.4f} bits/char (spread {base['spread']:.4f} over "
+                f"{base['seeds']} seeds)</p><table><tr><th>change</th><th>bits/char</th><th>spread</th>"
+                f"<th>vs baseline</th><th>verdict</th></tr>{rows}</table>")
+        if not on:
+            text += "<p>Tick a change to see its measured effect.</p>"
+        else:
+            product = 1.0
+            for n in on:
+                product *= by[n]["ratio"]
+            text += f"<p>If the {len(on)} effects multiplied: {product:.3f}x the baseline.</p>"
+            name = together.get(frozenset(on))
+            if name:
+                m = by[name]
+                text += (f"<p><b>Measured together</b> (run '{html.escape(name)}'): {m['bits']:.4f} bits/char, "
+                         f"{m['ratio']:.3f}x, spread {m['spread']:.4f}: the product is off by "
+                         f"{product - m['ratio']:+.3f}.</p>")
+            else:
+                sets = ", ".join(f"'{n}'" for n in sorted(together.values()))
+                text += f"<p>This set was not measured together (the table has {sets}).</p>"
+        out.value = text
+
+    def tick(*_):
+        if preset.value in by:
+            want = set(by[preset.value]["changes"].split("+"))
+            for n, b in boxes.items():
+                b.unobserve(redraw, names="value")
+                b.value = n in want
+                b.observe(redraw, names="value")
+            redraw()
+
+    for b in boxes.values():
+        b.observe(redraw, names="value")
+    preset.observe(tick, names="value")
+    redraw()
+    return widgets.VBox([preset, widgets.HBox(list(boxes.values()), layout=widgets.Layout(flex_flow="row wrap")),
+                         out])

@@ -16,19 +16,35 @@ def test_references_pass():
 
 
 def test_q1_mistakes():
-    def r_of(A):
-        return A.shape[0]
+    def energy(s):
+        return torch.sort(torch.as_tensor(s, dtype=torch.float64), descending=True).values ** 2
 
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b + x @ A.T @ B.T, "not scaled")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b + a * x @ A.T @ B.T, "the scale is alpha / r")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b + r_of(A) / a * x @ A.T @ B.T, "r / alpha")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + a / r_of(A) * x @ A.T @ B.T, "bias b is missing")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: a / r_of(A) * x @ A.T @ B.T, "returned only the update")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b, "frozen layer alone")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b + a / r_of(A) * x @ B @ A, "order of the products")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: (W @ x.T + b[:, None]), "use x @ W.T")
-    assert_incorrect(ex.q1, lambda x, W, b, A, B, a: x @ W.T + b + a / r_of(A) * x @ A.T @ B.T + 0.1,
-                     "the outputs are not right")
+    def count_below(kept, share):
+        return int((kept < share - 1e-12).sum()) + 1
+
+    def no_square(s, share):
+        v = torch.sort(s, descending=True).values
+        return count_below(v.cumsum(0) / v.sum(), share)
+
+    def unsorted(s, share):
+        e = s ** 2
+        return count_below(e.cumsum(0) / e.sum(), share)
+
+    def strict(s, share):
+        e = energy(s)
+        return int((e.cumsum(0) / e.sum() <= share + 1e-12).sum()) + 1
+
+    def index(s, share):
+        e = energy(s)
+        return count_below(e.cumsum(0) / e.sum(), share) - 1
+
+    assert_incorrect(ex.q1, no_square, "singular value squared")
+    assert_incorrect(ex.q1, unsorted, "sort them largest first")
+    assert_incorrect(ex.q1, strict, "at least")
+    assert_incorrect(ex.q1, index, "counted from 0")
+    assert_incorrect(ex.q1, lambda s, share: len(s), "expected rank")
+    assert_incorrect(ex.q1, lambda s, share: share * len(s), "whole number")
+    assert_incorrect(ex.q1, lambda s, share: "four", "whole number")
 
 
 def test_q2_mistakes():
@@ -57,7 +73,7 @@ def test_q3_mistakes():
 
 
 def test_blank_templates_are_not_attempted():
-    def lora_layer_output(x, W, b, A, B, alpha):
+    def rank_for_share(s, share):
         return ____
 
     def adapter_size(d_model, d_ff, n_layers, r):
@@ -66,7 +82,7 @@ def test_blank_templates_are_not_attempted():
     def remove_adapter(W_merged, A, B, alpha):
         return ____
 
-    assert ex.q1.evaluate(lora_layer_output).status == "not attempted"
+    assert ex.q1.evaluate(rank_for_share).status == "not attempted"
     assert ex.q2.evaluate(adapter_size).status == "not attempted"
     assert ex.q3.evaluate(remove_adapter).status == "not attempted"
     assert ex.q1.evaluate(____).status == "not attempted"

@@ -1,6 +1,6 @@
-"""Exercises for notebook 12 (scaling laws): a power law fitted in log space, the compute-optimal split of a
-budget under a loss law, the days a training run takes on real GPUs, and a per-token loss turned into bits per
-character."""
+"""Exercises for notebook 12 (scaling laws), each applying a law to a new question: predict a run from a power law
+fitted in log space, the compute a target loss needs under a loss law, and the tokens a model of a fixed size needs
+to reach a loss (training past compute-optimal, as Llama 3 did)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import math
 import numpy as np
 import torch
 
-from .core import ExerciseSet, Incorrect, Question, call, expect_number
+from ..scaling import CHINCHILLA, LossLaw, compute_optimal
+from .core import ExerciseSet, Incorrect, Question, call
 
 
 def _num(value, what: str) -> float:
@@ -24,166 +25,160 @@ def _num(value, what: str) -> float:
     return float(value)
 
 
-def _pair(out, what: str) -> tuple[float, float]:
-    if not isinstance(out, tuple | list) or len(out) != 2:
-        raise Incorrect(f"{what} should return two numbers as a tuple, got {type(out).__name__}")
-    return _num(out[0], f"the first number of {what}"), _num(out[1], f"the second number of {what}")
-
-
 def _close(a: float, b: float, rel: float = 1e-4) -> bool:
+    if math.isinf(a) or math.isinf(b):
+        return a == b
     return math.isclose(a, b, rel_tol=rel, abs_tol=1e-12)
 
 
-# ---- q1: a power law by least squares in log space -------------------------------------------------------------
+# ---- q1: predict a run from a power law fitted in log space -----------------------------------------------------
 
-def _check_power_law_fit(power_law_fit) -> None:
+def _check_predict(predict_from_power_law) -> None:
     rng = np.random.default_rng(12)
-    for k, a, n, noise in [(3.0, -0.5, 6, 0.0), (0.02, 0.7, 8, 0.05), (50.0, -0.08, 5, 0.02)]:
+    for k, a, n, noise, x_new in [(3.0, -0.5, 6, 0.0, 1e7), (0.02, 0.7, 8, 0.05, 3e6), (50.0, -0.08, 5, 0.02, 1e9)]:
         x = np.exp(rng.uniform(0, 12, n))
         y = k * x ** a * np.exp(noise * rng.standard_normal(n))
-        got_k, got_a = _pair(call(power_law_fit, x.copy(), y.copy()), "power_law_fit(x, y)")
+        what = f"predict_from_power_law(x, y, {x_new:g})"
+        out = call(predict_from_power_law, x.copy(), y.copy(), x_new)
+        if isinstance(out, tuple | list):
+            raise Incorrect(f"{what} should return the predicted y at x_new (one number), not the fit's "
+                            "(k, a): return k * x_new ** a.")
+        got = _num(out, what)
         slope, icpt = np.polyfit(np.log(x), np.log(y), 1)
-        want_k, want_a = float(np.exp(icpt)), float(slope)
-        if _close(got_k, want_k) and _close(got_a, want_a):
+        want = float(np.exp(icpt) * x_new ** slope)
+        if _close(got, want):
             continue
-        if _close(got_k, want_a) and _close(got_a, want_k):
-            raise Incorrect("you returned (a, k); return the prefactor first: (k, a).")
-        if _close(got_a, want_a) and _close(got_k, icpt):
-            raise Incorrect(f"the exponent is right but k = {got_k:.4g} is the intercept log k; return exp(intercept).")
-        if _close(got_a, want_a) and _close(got_k, 10 ** icpt):
-            raise Incorrect("you fitted with the natural log but undid it with 10**: use the same base both ways "
-                            "(np.exp of a natural-log intercept).")
-        inv = np.polyfit(np.log(y), np.log(x), 1)[0]
-        if _close(got_a, 1 / inv) or _close(got_a, inv):
-            raise Incorrect("you regressed log x on log y; the law predicts y from x: fit log y = log k + a log x.")
         lin = np.polyfit(x, y, 1)
-        if _close(got_a, float(lin[0])):
-            raise Incorrect("that is a straight line through (x, y); a power law is a straight line through "
-                            "(log x, log y).")
-        expect_number(got_a, want_a, what=f"the exponent a (true k={k}, a={a})", rel=1e-4)
-        expect_number(got_k, want_k, what=f"the prefactor k (true k={k}, a={a})", rel=1e-4)
+        if _close(got, float(lin[0] * x_new + lin[1])):
+            raise Incorrect(f"{what}: you fitted a straight line to x and y themselves; a power law is a straight "
+                            "line in (log x, log y): fit log y = log k + a log x.")
+        if _close(got, float(icpt + slope * math.log(x_new))):
+            raise Incorrect(f"{what}: that is log y at x_new; return y = exp(log k + a log x_new).")
+        if _close(got, float(icpt * x_new ** slope)) or _close(got, float(10 ** icpt * x_new ** slope)):
+            raise Incorrect(f"{what}: the prefactor k is exp(intercept) when you fit with the natural log.")
+        inv_slope, inv_icpt = np.polyfit(np.log(y), np.log(x), 1)
+        if _close(got, float(np.exp(-inv_icpt / inv_slope) * x_new ** (1 / inv_slope))):
+            raise Incorrect(f"{what}: you regressed log x on log y; the law predicts y from x: fit log y on log x.")
+        raise Incorrect(f"{what} should be {want:.6g}, got {got:.6g}")
 
 
-# ---- q2: the compute-optimal split of a budget ----------------------------------------------------------------
+# ---- q2: the compute a target loss needs -----------------------------------------------------------------------
 
-def _alloc_ref(C, E, A, B, alpha, beta):
-    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    return G * (C / 6) ** (beta / (alpha + beta)), (C / 6) ** (alpha / (alpha + beta)) / G
+def _ref_budget(law, target: float) -> float:
+    if target <= law.E:
+        return math.inf
+    lo, hi = 1.0, 1e60                                  # the optimal loss falls with C: bisect in log C
+    for _ in range(300):
+        mid = math.sqrt(lo * hi)
+        n, d = compute_optimal(mid, law)
+        lo, hi = (mid, hi) if law(n, d) > target else (lo, mid)
+    return math.sqrt(lo * hi)
 
 
-def _check_optimal_allocation(optimal_allocation) -> None:
-    cases = [(1e21, 1.69, 406.4, 410.7, 0.34, 0.28), (5.76e23, 1.69, 406.4, 410.7, 0.34, 0.28),
-             (1e12, 0.9, 30.0, 300.0, 0.45, 0.3), (3e15, 1.2, 100.0, 50.0, 0.3, 0.5)]
-    for C, E, A, B, alpha, beta in cases:
-        got_n, got_d = _pair(call(optimal_allocation, C, E, A, B, alpha, beta), "optimal_allocation(...)")
-        want_n, want_d = _alloc_ref(C, E, A, B, alpha, beta)
-        if _close(got_n, want_n, 1e-3) and _close(got_d, want_d, 1e-3):
+def _rule_of_20(law, target: float) -> float:
+    lo, hi = 1.0, 1e30
+    for _ in range(300):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if law(mid, 20 * mid) > target else (lo, mid)
+    return 6 * lo * 20 * lo
+
+
+LAWS = [CHINCHILLA, LossLaw(E=0.5, A=4.0, B=300.0, alpha=0.1, beta=0.4), LossLaw(E=1.0, A=50.0, B=80.0, alpha=0.3,
+                                                                                 beta=0.2)]
+
+
+def _check_budget(budget_for_loss) -> None:
+    for law, target in [(LAWS[0], 2.0), (LAWS[0], 1.8), (LAWS[1], 1.2), (LAWS[2], 1.5), (LAWS[0], 1.6)]:
+        what = f"budget_for_loss({law}, {target})"
+        got = _num(call(budget_for_loss, law, target), what)
+        want = _ref_budget(law, target)
+        if _close(got, want, rel=1e-3):
             continue
-        if _close(got_n, want_d, 1e-3) and _close(got_d, want_n, 1e-3):
-            raise Incorrect("N and D are swapped: return (N_opt, D_opt).")
-        if _close(got_n, math.sqrt(C / 120), 1e-3):
-            raise Incorrect("that is the 20-tokens-per-parameter rule of thumb; minimise the given law instead: "
-                            "its exponents and constants decide the split.")
-        if _close(got_n * got_d, C, 1e-3):
-            raise Incorrect("your N and D satisfy N D = C; training costs C = 6 N D, so D = C / (6 N).")
-        n_swap = (alpha * A / (beta * B)) ** (1 / (alpha + beta)) * (C / 6) ** (alpha / (alpha + beta))
-        if _close(got_n, n_swap, 1e-3):
-            raise Incorrect("N_opt grows as C^(beta / (alpha + beta)), not C^(alpha / (alpha + beta)): the "
-                            "larger the data exponent beta, the more of the budget goes into parameters.")
-        if not _close(6 * got_n * got_d, C, 1e-3):
-            raise Incorrect(f"6 N D should equal the budget C = {C:.3g}; yours gives {6 * got_n * got_d:.3g}.")
-        expect_number(got_n, want_n, what=f"N_opt for C={C:.3g}", rel=1e-3)
+        if math.isinf(want):
+            raise Incorrect(f"{what}: the target is at or below the floor E = {law.E}; no budget reaches it: "
+                            "return math.inf.")
+        if _close(got, _rule_of_20(law, target), rel=1e-3):
+            raise Incorrect(f"{what}: you kept 20 tokens per parameter; the law's own optimum splits each budget "
+                            "as compute_optimal says, which needs less compute for the same loss.")
+        if _close(got, want / 6, rel=1e-3) or _close(got, want * 6, rel=1e-3):
+            raise Incorrect(f"{what}: a factor of 6 is off: the budget is C = 6 N D FLOPs.")
+        if _close(got, _ref_budget(LossLaw(E=0.0, A=law.A, B=law.B, alpha=law.alpha, beta=law.beta), target),
+                  rel=1e-3):
+            raise Incorrect(f"{what}: the floor E is missing: the loss is E + A/N^alpha + B/D^beta.")
+        raise Incorrect(f"{what} should be about {want:.4g} FLOPs, got {got:.4g}")
 
 
-# ---- q3: days on real GPUs ---------------------------------------------------------------------------------------
+# ---- q3: the tokens a model of a fixed size needs ----------------------------------------------------------------
 
-def _check_training_days(training_days) -> None:
-    cases = [(175e9, 300e9, 312e12, 0.4, 1024), (8e9, 15e12, 989e12, 0.4, 16384), (70e9, 1.4e12, 312e12, 0.5, 2048)]
-    for N, D, peak, mfu, gpus in cases:
-        got = _num(call(training_days, N, D, peak, mfu, gpus), "training_days(...)")
-        want = 6 * N * D / (peak * mfu * gpus) / 86400
-        if _close(got, want):
+def _ref_tokens(law, N: float, target: float) -> float:
+    room = target - law.E - law.A / N ** law.alpha
+    return math.inf if room <= 0 else (law.B / room) ** (1 / law.beta)
+
+
+def _check_tokens(tokens_for_loss) -> None:
+    for law, N, target in [(LAWS[0], 8e9, 2.0), (LAWS[0], 70e9, 1.95), (LAWS[1], 1e5, 1.2), (LAWS[2], 1e6, 1.5),
+                           (LAWS[0], 1e9, 2.0)]:
+        what = f"tokens_for_loss({law}, {N:g}, {target})"
+        got = _num(call(tokens_for_loss, law, N, target), what)
+        want = _ref_tokens(law, N, target)
+        if _close(got, want, rel=1e-6):
             continue
-        if _close(got, want / 3):
-            raise Incorrect("2 N D is one forward pass over the data; training also runs the backward pass "
-                            "(about twice the forward): 6 N D.")
-        if _close(got, want * mfu):
-            raise Incorrect("a GPU does not run at its peak: divide by peak_flops * utilisation, not peak_flops.")
-        if _close(got, want * mfu * mfu):
-            raise Incorrect("multiply the peak by the utilisation (a fraction below 1): the GPUs deliver "
-                            "peak * mfu FLOP/s, which makes the run longer, not shorter.")
-        if _close(got, want * 24):
-            raise Incorrect("that is hours; a day has 86,400 seconds.")
-        if _close(got, want * 86400):
-            raise Incorrect("that is seconds; divide by 86,400 for days.")
-        if _close(got, want * gpus):
-            raise Incorrect("that is GPU-days (one GPU's time); the n_gpus GPUs share the work: divide by n_gpus.")
-        expect_number(got, want, what=f"training_days(N={N:.3g}, D={D:.3g}, ...)", rel=1e-4)
-
-
-# ---- q4: from nats per token to bits per character ---------------------------------------------------------------
-
-def _check_bits_per_char(bits_per_char) -> None:
-    for loss, cpt in [(1.69, 4.0), (2.0, 3.6), (3.3, 4.4)]:
-        got = _num(call(bits_per_char, loss, cpt), f"bits_per_char({loss}, {cpt})")
-        want = loss / cpt / math.log(2)
-        if _close(got, want):
-            continue
-        if _close(got, loss * cpt / math.log(2)):
-            raise Incorrect("a token holds several characters, so the loss per character is smaller than per "
-                            "token: divide by chars_per_token.")
-        if _close(got, loss / cpt):
-            raise Incorrect("that is nats per character; one bit is ln 2 = 0.693 nats: divide by math.log(2).")
-        if _close(got, loss / cpt * math.log(2)):
-            raise Incorrect("nats to bits divides by ln 2 (1 bit = 0.693 nats), it does not multiply.")
-        if _close(got, loss / math.log(2)):
-            raise Incorrect("that is bits per token; divide by the number of characters per token too.")
-        expect_number(got, want, what=f"bits_per_char({loss}, {cpt})", rel=1e-4)
+        if math.isinf(want):
+            raise Incorrect(f"{what}: a model of {N:g} parameters never gets below E + A/N^alpha = "
+                            f"{law.E + law.A / N ** law.alpha:.4f}, however long it trains: return math.inf.")
+        room = target - law.E - law.A / N ** law.alpha
+        suspects = [
+            ((law.B / room) ** law.beta, "the exponent: B / D^beta = room gives D = (B / room)^(1 / beta)."),
+            ((law.B / (target - law.A / N ** law.alpha)) ** (1 / law.beta), "the floor E is missing."),
+            ((law.B / (target - law.E)) ** (1 / law.beta), "the model's own term A / N^alpha is missing: a model of "
+                                                           "fixed size keeps that part of the loss."),
+        ]
+        for value, message in suspects:
+            if _close(got, value, rel=1e-6):
+                raise Incorrect(f"{what}: {message}")
+        raise Incorrect(f"{what} should be {want:.6g} tokens, got {got:.6g}")
 
 
 EXERCISES = ExerciseSet("12", "Scaling laws", [
     Question(
-        key="q1", title="A power law, fitted in log space", answer="power_law_fit", checker=_check_power_law_fit,
-        hints=["Take logs: log y = log k + a log x is a straight line in (log x, log y).",
-               "np.polyfit(np.log(x), np.log(y), 1) returns (slope, intercept); k = np.exp(intercept)."],
+        key="q1", title="Predict a run from a power law", answer="predict_from_power_law", checker=_check_predict,
+        hints=["Take logs: log y = log k + a log x is a straight line in (log x, log y); np.polyfit(np.log(x), "
+               "np.log(y), 1) returns (a, log k).",
+               "Then y_new = exp(log k) * x_new ** a."],
         solution='''
-def power_law_fit(x, y):
+def predict_from_power_law(x, y, x_new):
     a, log_k = np.polyfit(np.log(x), np.log(y), 1)
-    return float(np.exp(log_k)), float(a)
+    return float(np.exp(log_k) * x_new ** a)
 ''',
-        success="this is how N_opt ~ C^a is read off the IsoFLOP minima - and why every scaling plot has log axes."),
+        success="this is how labs size their next model: a line through the IsoFLOP minima, read further out."),
     Question(
-        key="q2", title="Split a compute budget under a loss law", answer="optimal_allocation",
-        checker=_check_optimal_allocation,
-        hints=["Put D = C / (6 N) into L = E + A/N^alpha + B/D^beta and set dL/dN = 0.",
-               "You get alpha A / N^alpha = beta B / D^beta. Solve: N = G (C/6)^(beta/(alpha+beta)), "
-               "D = (C/6)^(alpha/(alpha+beta)) / G with G = (alpha A / (beta B))^(1/(alpha+beta))."],
+        key="q2", title="The compute a target loss needs", answer="budget_for_loss", checker=_check_budget,
+        hints=["For each budget C the best loss is law(*compute_optimal(C, law)), and it falls as C grows: search "
+               "for the C where it meets the target (bisection on log C), or solve it in closed form.",
+               "Below or at the floor E no budget is enough: return math.inf. Closed form: with "
+               "G = (alpha A / (beta B))^(1/(alpha+beta)) and g = alpha beta / (alpha + beta), the optimal loss is "
+               "E + A G^-alpha (1 + alpha / beta) (C / 6)^-g."],
         solution='''
-def optimal_allocation(C, E, A, B, alpha, beta):
-    G = (alpha * A / (beta * B)) ** (1 / (alpha + beta))
-    N = G * (C / 6) ** (beta / (alpha + beta))
-    D = (C / 6) ** (alpha / (alpha + beta)) / G
-    return N, D
+def budget_for_loss(law, target):
+    if target <= law.E:
+        return math.inf
+    a, b = law.alpha, law.beta
+    G = (a * law.A / (b * law.B)) ** (1 / (a + b))
+    scale = law.A * G ** -a * (1 + a / b)
+    return 6 * ((target - law.E) / scale) ** (-(a + b) / (a * b))
 ''',
-        success="E plays no part: the irreducible loss does not depend on how you split the budget."),
+        success="the same loss costs less compute on the law's optimal line than at a fixed 20 tokens per parameter "
+                "whenever the law's optimum lies elsewhere."),
     Question(
-        key="q3", title="Days on a GPU cluster", answer="training_days", checker=_check_training_days,
-        hints=["The run needs C = 6 N D FLOPs.",
-               "The cluster delivers peak_flops * mfu * n_gpus FLOP/s; divide, then divide seconds by 86,400."],
+        key="q3", title="Tokens for a model of fixed size", answer="tokens_for_loss", checker=_check_tokens,
+        hints=["With N fixed, E and A / N^alpha stay: only B / D^beta can shrink. Solve "
+               "target = E + A / N^alpha + B / D^beta for D.",
+               "D = (B / (target - E - A / N^alpha)) ** (1 / beta), or math.inf when the bracket is <= 0."],
         solution='''
-def training_days(N, D, peak_flops, mfu, n_gpus):
-    flops = 6 * N * D
-    return flops / (peak_flops * mfu * n_gpus) / 86400
+def tokens_for_loss(law, N, target):
+    room = target - law.E - law.A / N ** law.alpha
+    return math.inf if room <= 0 else (law.B / room) ** (1 / law.beta)
 ''',
-        success="GPT-3 on 1,024 A100s at 40% utilisation: about a month."),
-    Question(
-        key="q4", title="Nats per token to bits per character", answer="bits_per_char",
-        checker=_check_bits_per_char,
-        hints=["The text's total information is the same however you cut it: loss per token = chars_per_token x "
-               "loss per character.", "Then 1 bit = ln 2 nats."],
-        solution='''
-def bits_per_char(loss_per_token, chars_per_token):
-    return loss_per_token / chars_per_token / math.log(2)
-''',
-        success="Chinchilla's E = 1.69 nats per token is about 0.6 bits per character at 4 characters per token."),
+        success="an 8B model needs far more than 20 tokens per parameter to reach a 70B model's loss: training "
+                "small models long is what makes them cheap to serve."),
 ])

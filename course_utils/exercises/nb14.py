@@ -1,5 +1,5 @@
-"""Exercises for notebook 14 (fine-tuning and LoRA): a LoRA layer as a formula, counting trainable parameters
-of a different choice of adapted matrices, and taking a merged adapter out again."""
+"""Exercises for notebook 14 (fine-tuning and LoRA): choosing the rank from a spectrum, counting trainable
+parameters of a different choice of adapted matrices, and taking a merged adapter out again."""
 
 from __future__ import annotations
 
@@ -29,33 +29,57 @@ def _product_order_hint(err: LearnerCodeError) -> None:
     raise err
 
 
-# ---- q1: a LoRA layer as one formula ----------------------------------------------------------------------------
+# ---- q1: choosing the rank from a spectrum -------------------------------------------------------------------
 
-def _check_lora_output(lora_layer_output) -> None:
-    for x, W, b, A, B, alpha in _cases(0):
-        n, d_out, r = x.shape[0], W.shape[0], A.shape[0]
-        try:
-            got = call(lora_layer_output, x.clone(), W.clone(), b.clone(), A.clone(), B.clone(), alpha)
-        except LearnerCodeError as err:
-            _product_order_hint(err)
-        got = as_tensor(got)
-        if tuple(got.shape) == (d_out, n) and n != d_out:
-            raise Incorrect(f"wrong shape: expected (N={n}, d_out={d_out}), got {tuple(got.shape)} - one row "
-                            "per input row: use x @ W.T (not W @ x.T) when x holds its vectors as rows.")
-        if tuple(got.shape) != (n, d_out):
-            raise Incorrect(f"wrong shape: expected (N={n}, d_out={d_out}), got {tuple(got.shape)}")
-        base = x @ W.T + b
-        update = x @ A.T @ B.T
-        diagnose(got, base + alpha / r * update, [
-            (base + update, "the update is not scaled: multiply B A x by alpha / r."),
-            (base + alpha * update, f"you scaled the update by alpha = {alpha:g}; the scale is alpha / r "
-                                    f"(r = {r}, the number of rows of A)."),
-            (base + update / alpha, "you scaled by 1 / alpha; the scale is alpha / r."),
-            (base + r / alpha * update, "you scaled by r / alpha; the scale is alpha / r."),
-            (x @ W.T + alpha / r * update, "the bias b is missing: the frozen layer is W x + b."),
-            (alpha / r * update, "you returned only the update: add the frozen layer's output W x + b."),
-            (base, "you returned the frozen layer alone: add the update (alpha / r) B A x."),
-        ], what="the outputs")
+def _ref_rank(s: torch.Tensor, share: float) -> int:
+    e = torch.sort(torch.as_tensor(s, dtype=torch.float64), descending=True).values ** 2
+    kept = e.cumsum(0) / e.sum()
+    return int((kept < share - 1e-12).sum()) + 1
+
+
+def _rank_cases() -> list[tuple[torch.Tensor, float]]:
+    g = torch.Generator().manual_seed(3)
+    decaying = torch.sort(torch.rand(32, generator=g, dtype=torch.float64) ** 4, descending=True).values
+    return [
+        (torch.tensor([3.0, 2.0, 1.0, 0.5], dtype=torch.float64), 0.8),       # sigma instead of sigma^2 shows
+        (torch.tensor([1.0, 3.0, 0.5, 2.0], dtype=torch.float64), 0.8),       # not sorted: sort first
+        (torch.tensor([2.0, 2.0], dtype=torch.float64), 0.5),                 # exactly the share: "at least"
+        (torch.tensor([5.0, 1.0, 0.0, 0.0], dtype=torch.float64), 1.0),       # all of it needs only rank 2
+        (decaying, 0.9),
+        (decaying, 0.5),
+    ]
+
+
+def _check_rank_for_share(rank_for_share) -> None:
+    for s, share in _rank_cases():
+        got = call(rank_for_share, s.clone(), share)
+        if isinstance(got, torch.Tensor) and got.numel() == 1:
+            got = got.item()
+        if not isinstance(got, int | float) or isinstance(got, bool) or got != int(got):
+            raise Incorrect(f"return a whole number (the rank r), got {got!r}")
+        got, want = int(got), _ref_rank(s, share)
+        if got == want:
+            continue
+        srt = torch.sort(s, descending=True).values
+        plain = srt.cumsum(0) / srt.sum()
+        unsorted = (s ** 2).cumsum(0) / (s ** 2).sum()
+        e = srt ** 2
+        kept = e.cumsum(0) / e.sum()
+        where = f"for singular values {[round(v, 3) for v in s.tolist()][:6]}{' ...' if len(s) > 6 else ''} " \
+                f"and share {share:g}"
+        if got == int((plain < share - 1e-12).sum()) + 1:
+            raise Incorrect(f"{where}: you added up the singular values; the energy of a direction is its singular "
+                            "value squared (the squared Frobenius norm is the sum of s_i^2).")
+        if got == int((unsorted < share - 1e-12).sum()) + 1 and not torch.equal(s, srt):
+            raise Incorrect(f"{where}: the values are not sorted; the best rank-r approximation keeps the r "
+                            "largest, so sort them largest first.")
+        if got == int((kept <= share + 1e-12).sum()) + 1 and got == want + 1:
+            raise Incorrect(f"{where}: rank {want} already keeps exactly the share asked for; the rank should keep "
+                            "*at least* that share (>=, not >).")
+        if got == want - 1:
+            raise Incorrect(f"{where}: you returned {got}, one less than the rank: an index counted from 0? The "
+                            f"rank is the number of directions kept ({want}).")
+        raise Incorrect(f"{where}: expected rank {want}, got {got}")
 
 
 # ---- q2: counting trainable parameters ------------------------------------------------------------------------
@@ -120,16 +144,18 @@ def _check_remove_adapter(remove_adapter) -> None:
 
 EXERCISES = ExerciseSet("14", "Fine-tuning and LoRA", [
     Question(
-        key="q1", title="A LoRA layer as one formula", answer="lora_layer_output", checker=_check_lora_output,
-        hints=["x holds one input per row, so the frozen layer is x @ W.T + b, shape (N, d_out).",
-               "r = A.shape[0]. The update for rows of x is x @ A.T @ B.T (first down to r numbers, then up to "
-               "d_out), multiplied by alpha / r."],
+        key="q1", title="Choosing the rank from a spectrum", answer="rank_for_share", checker=_check_rank_for_share,
+        hints=["Sort the singular values largest first and square them: s_i^2 is the energy of direction i.",
+               "The share kept by rank r is (s_1^2 + ... + s_r^2) / (s_1^2 + ... + s_n^2): take a cumulative sum, "
+               "divide by the total, and count how many entries stay below the share; the rank is one more."],
         solution='''
-def lora_layer_output(x, W, b, A, B, alpha):
-    r = A.shape[0]
-    return x @ W.T + b + (alpha / r) * (x @ A.T) @ B.T
+def rank_for_share(s, share):
+    energy = torch.sort(torch.as_tensor(s, dtype=torch.float64), descending=True).values ** 2
+    kept = energy.cumsum(0) / energy.sum()
+    return int((kept < share - 1e-12).sum()) + 1
 ''',
-        success="computing x A^T first keeps the cost at r (d_in + d_out) per row, never building B A."),
+        success="the same rule picks LoRA's rank from a full fine-tuning run's update: the spectrum tells you the "
+                "rank before you train an adapter."),
     Question(
         key="q2", title="Counting trainable parameters", answer="adapter_size", checker=_check_adapter_size,
         hints=["One adapted matrix of shape (d_out, d_in) trains A (r x d_in) and B (d_out x r): r (d_in + d_out).",

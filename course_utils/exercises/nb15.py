@@ -1,129 +1,160 @@
-"""Exercises for notebook 15 (today's recipe): RMSNorm, the width of a SwiGLU layer for a parameter budget, and
-one Newton-Schulz step of Muon."""
+"""Exercises for notebook 15 (today's recipe), each applying one change to a new question: which of RoPE's pairs
+turn fully within a context, how many key/value heads fit a cache budget (GQA), and how much learning rate a
+warm-up-stable-decay schedule spends."""
 
 from __future__ import annotations
 
+import math
+
 import torch
-import torch.nn.functional as F
 
-from .core import ExerciseSet, Incorrect, Question, as_tensor, call, diagnose, expect_shape
+from .core import ExerciseSet, Incorrect, Question, call
 
-# ---- q1: RMSNorm ---------------------------------------------------------------------------------------------------
-
-
-def _check_rms_normalize(rms_normalize) -> None:
-    g = torch.Generator().manual_seed(15)
-    for shape, eps in [((4, 8), 1e-6), ((2, 3, 16), 1e-5), ((5, 6), 0.5)]:
-        x = torch.randn(*shape, generator=g) * 3 + 2          # a mean far from 0: LayerNorm would differ
-        w = torch.rand(shape[-1], generator=g) + 0.5
-        want = F.rms_norm(x, (shape[-1],), w, eps)
-        got = expect_shape(call(rms_normalize, x.clone(), w.clone(), eps), shape, name="rms_normalize(x, g, eps)")
-        ms = x.pow(2).mean(-1, keepdim=True)
-        suspects = [
-            (F.layer_norm(x, (shape[-1],), w, None, eps),
-             "you subtracted the mean: that is LayerNorm. RMSNorm only divides by the root of the mean square: "
-             "x / sqrt(mean(x^2) + eps) * g."),
-            (x / torch.sqrt(x.pow(2).sum(-1, keepdim=True) + eps) * w,
-             "you divided by the root of the SUM of squares (the vector's length); RMSNorm uses the MEAN of the "
-             "squares over the last dimension, so a vector of d ones keeps its size."),
-            (x / (ms + eps) * w, "you forgot the square root: divide by sqrt(mean(x^2) + eps), not by mean(x^2)."),
-            (x / torch.sqrt(ms + eps), "the gain g is missing: multiply by g at the end."),
-            (x / (torch.sqrt(ms) + eps) * w,
-             f"eps goes inside the square root: sqrt(mean(x^2) + eps) (it matters for eps={eps})."),
-            (x / torch.sqrt(x.pow(2).mean(0, keepdim=True) + eps) * w,
-             "you averaged over the wrong dimension: RMSNorm normalises each vector over its LAST dimension "
-             "(mean(dim=-1, keepdim=True))."),
-        ]
-        diagnose(got, want, suspects, what="rms_normalize(x, g, eps)", atol=1e-5)
+# ---- q1: which RoPE pairs turn fully within a context ------------------------------------------------------------
 
 
-# ---- q2: a SwiGLU layer for a parameter budget ----------------------------------------------------------------------
+def _ref_turns(d: int, base: float, T: int) -> int:
+    return sum(1 for i in range(d // 2) if 2 * math.pi * base ** (2 * i / d) <= T)
 
-def _check_swiglu_width(swiglu_width) -> None:
-    for d, budget in [(128, 131_072), (96, 50_000), (384, 1_179_648), (64, 40_000)]:
-        got = call(swiglu_width, d, budget)
+
+def _whole(got, what: str) -> int:
+    if isinstance(got, torch.Tensor) and got.numel() == 1:
+        got = got.item()
+    if isinstance(got, bool) or not isinstance(got, int | float) or not float(got).is_integer():
+        raise Incorrect(f"{what} should be a whole number, got {got!r}")
+    return int(got)
+
+
+def _check_pairs_that_turn(pairs_that_turn) -> None:
+    for d, base, T in [(64, 10_000.0, 4096), (128, 10_000.0, 8192), (64, 500_000.0, 131_072), (32, 100.0, 50),
+                       (16, 10_000.0, 6)]:
+        what = f"pairs_that_turn({d}, {base:g}, {T})"
+        got, want = _whole(call(pairs_that_turn, d, base, T), what), _ref_turns(d, base, T)
+        if got == want:
+            continue
+        no_2pi = sum(1 for i in range(d // 2) if base ** (2 * i / d) <= T)
+        half = sum(1 for i in range(d // 2) if 2 * math.pi * base ** (i / d) <= T)
+        if got == no_2pi:
+            raise Incorrect(f"{what}: 1 / theta_i is the positions per RADIAN; a full turn is 2 pi radians, so the "
+                            "wavelength is 2 pi / theta_i = 2 pi base^(2i/d) positions.")
+        if got == half:
+            raise Incorrect(f"{what}: the exponent is 2i/d (pair i holds dimensions 2i and 2i+1), not i/d.")
+        if got == d // 2 - want:
+            raise Incorrect(f"{what}: you counted the pairs that do NOT complete a turn; count those whose "
+                            f"wavelength is at most T = {T}.")
+        if got == d - 2 * want or got == 2 * want:
+            raise Incorrect(f"{what}: count pairs (d/2 of them), not dimensions.")
+        raise Incorrect(f"{what} should be {want}, got {got}")
+
+
+# ---- q2: key/value heads for a cache budget ------------------------------------------------------------------------
+
+def _cache(n_layers: int, kv: int, head_dim: int, T: int, nbytes: float = 2) -> float:
+    return 2 * n_layers * kv * head_dim * T * nbytes
+
+
+def _ref_kv(n_layers: int, n_heads: int, head_dim: int, T: int, budget: float) -> int:
+    fits = [h for h in range(1, n_heads + 1) if n_heads % h == 0 and _cache(n_layers, h, head_dim, T) <= budget]
+    return max(fits, default=0)
+
+
+def _check_kv_heads(kv_heads_for_budget) -> None:
+    GiB = 2**30
+    for L, H, hd, T, budget in [(32, 32, 128, 32_768, 8 * GiB), (80, 64, 128, 131_072, 24 * GiB),
+                                (32, 32, 128, 8192, 3 * GiB), (24, 12, 64, 4096, 40 * 2**20),
+                                (32, 32, 128, 1_000_000, 1 * GiB), (12, 12, 64, 1024, 2 * GiB)]:
+        what = f"kv_heads_for_budget({L}, {H}, {hd}, {T:,}, {budget / GiB:g} GiB)"
+        got, want = _whole(call(kv_heads_for_budget, L, H, hd, T, budget), what), _ref_kv(L, H, hd, T, budget)
+        if got == want:
+            continue
+        plain = [h for h in range(1, H + 1) if _cache(L, h, hd, T) <= budget]
+        if got == max(plain, default=0) and got and H % got:
+            raise Incorrect(f"{what}: {got} key/value heads do not divide the {H} query heads; in GQA each "
+                            "key/value head serves the same number of query heads, so pick a divisor of n_heads.")
+        if got == max((h for h in range(1, H + 1) if H % h == 0 and _cache(L, h, hd, T) / 2 <= budget), default=0):
+            raise Incorrect(f"{what}: the cache stores keys AND values: 2 x layers x kv_heads x head_dim x T "
+                            "numbers.")
+        if got == max((h for h in range(1, H + 1) if H % h == 0 and _cache(L, h, hd, T, 4) <= budget), default=0):
+            raise Incorrect(f"{what}: the cache is in bf16, 2 bytes per number, not 4.")
+        if want == 0:
+            raise Incorrect(f"{what}: even one key/value head needs {_cache(L, 1, hd, T) / GiB:.2f} GiB, more than "
+                            "the budget: return 0.")
+        if got == min((h for h in range(1, H + 1) if H % h == 0 and _cache(L, h, hd, T) <= budget), default=0):
+            raise Incorrect(f"{what}: you returned the fewest heads that fit; return the MOST (more key/value "
+                            "heads keep more of multi-head attention's quality).")
+        raise Incorrect(f"{what} should be {want}, got {got}")
+
+
+# ---- q3: the area under a warm-up-stable-decay schedule ----------------------------------------------------------
+
+def _ref_area(lr: float, total: int, warmup: int, cooldown: float) -> float:
+    return lr * (total - warmup / 2 - cooldown * total / 2)
+
+
+def _check_wsd_area(wsd_area) -> None:
+    for lr, total, warmup, cooldown in [(1e-3, 1000, 100, 0.2), (6e-3, 2730, 30, 0.3), (0.02, 500, 0, 0.5),
+                                        (3e-4, 10_000, 2000, 0.1)]:
+        what = f"wsd_area({lr:g}, {total}, {warmup}, {cooldown:g})"
+        got = call(wsd_area, lr, total, warmup, cooldown)
         if isinstance(got, torch.Tensor) and got.numel() == 1:
             got = got.item()
         if isinstance(got, bool) or not isinstance(got, int | float):
-            raise Incorrect(f"swiglu_width({d}, {budget}) should be a number (the hidden width), got "
-                            f"{type(got).__name__}")
-        want = round(budget / (3 * d))
-        if got == want:
+            raise Incorrect(f"{what} should be a number (learning rate x steps), got {got!r}")
+        want = _ref_area(lr, total, warmup, cooldown)
+        if math.isclose(got, want, rel_tol=1e-6):
             continue
-        if got in (round(budget / (2 * d)), budget // (2 * d)):
-            raise Incorrect("SwiGLU has THREE matrices of d x h weights (W1 the gate, W3 the value, W2 back down), "
-                            "not two: h = budget / (3 d).")
-        if got in (round(budget / d), budget // d):
-            raise Incorrect("each of the three matrices holds d x h weights: h = budget / (3 d), not budget / d.")
-        if abs(got - round(8 * d / 3)) <= 1 and want != round(8 * d / 3):
-            raise Incorrect(f"8d/3 is the answer only when the budget is that of a GELU layer of width 4d "
-                            f"(8 d^2 weights); here the budget is {budget:,} for d={d}: use budget / (3 d).")
-        if isinstance(got, float) and not float(got).is_integer():
-            raise Incorrect(f"a layer has a whole number of hidden units: round budget / (3 d) to the nearest "
-                            f"integer (got {got}).")
-        raise Incorrect(f"swiglu_width({d}, {budget:,}) should be {want} (3 x {d} x {want} = {3 * d * want:,} "
-                        f"weights, the closest to the budget), got {got}.")
-
-
-# ---- q3: one Newton-Schulz step ------------------------------------------------------------------------------------
-
-def _check_ns_step(ns_step) -> None:
-    g = torch.Generator().manual_seed(5)
-    a, b, c = 3.4445, -4.7750, 2.0315
-    for shape in [(4, 4), (3, 6), (2, 5)]:
-        X = torch.randn(*shape, generator=g, dtype=torch.float64)
-        X = X / X.norm()
-        A = X @ X.T
-        want = a * X + b * A @ X + c * A @ A @ X
-        out = call(ns_step, X.clone(), a, b, c)
-        got = as_tensor(out, "ns_step(X, a, b, c)")
-        if tuple(got.shape) != shape:
-            raise Incorrect(f"wrong shape: expected {shape} (the same as X), got {tuple(got.shape)}. "
-                            "Build the Gram matrix A = X @ X.T (m x m) and multiply it on the LEFT of X.")
-        B = X.T @ X
-        square = shape[0] == shape[1]
         suspects = [
-            (a * X + b * B @ X + c * B @ B @ X if square else want + 1,
-             "you multiplied X.T @ X on the LEFT of X; the Gram matrix on the left is A = X @ X.T: "
-             "a X + b A X + c A^2 X (equivalently X (X.T X) on the right)."),
-            (a * X + b * A @ X + c * A @ X, "the last term needs A squared: c * A @ A @ X, not c * A @ X."),
-            (a * X + b * A @ X, "the quintic term c * A @ A @ X is missing."),
-            ((a * X + b * A @ X + c * A @ A @ X) / (a * X + b * A @ X + c * A @ A @ X).norm(),
-             "do not normalise inside the step: X is scaled to norm 1 once, before the first step."),
+            (lr * total, "that is the whole rectangle lr x total: the warm-up and the decay are triangles that "
+                         "each lose half of their rectangle."),
+            (lr * (total - cooldown * total / 2), "the warm-up is missing: it climbs from 0, losing lr x warmup / 2."),
+            (lr * (total - warmup / 2), "the decay is missing: the last cooldown x total steps fall linearly to 0, "
+                                        "losing lr x cooldown x total / 2."),
+            (lr * (total - warmup - cooldown * total), "the warm-up and the decay are triangles, not gaps: each "
+                                                       "keeps half of its rectangle."),
+            (lr * (total - warmup / 2 - cooldown / 2), "cooldown is a FRACTION of the total steps: the decay lasts "
+                                                       "cooldown x total steps."),
         ]
-        diagnose(got.double(), want, suspects, what="ns_step(X, a, b, c)", atol=1e-8)
+        for value, message in suspects:
+            if math.isclose(got, value, rel_tol=1e-6) and not math.isclose(value, want, rel_tol=1e-6):
+                raise Incorrect(f"{what}: {message}")
+        raise Incorrect(f"{what} should be {want:.6g}, got {got:.6g}")
 
 
 EXERCISES = ExerciseSet("15", "Today's recipe", [
     Question(
-        key="q1", title="RMSNorm", answer="rms_normalize", checker=_check_rms_normalize,
-        hints=["Only one statistic: the mean of the squares over the last dimension, "
-               "x.pow(2).mean(-1, keepdim=True).",
-               "x / torch.sqrt(mean_square + eps) * g"],
+        key="q1", title="Which RoPE pairs turn fully within a context", answer="pairs_that_turn",
+        checker=_check_pairs_that_turn,
+        hints=["Pair i rotates by theta_i = base^(-2i/d) radians per position, so a full turn (2 pi radians) takes "
+               "2 pi / theta_i = 2 pi base^(2i/d) positions.",
+               "Count the i in range(d // 2) with 2 * math.pi * base ** (2 * i / d) <= T."],
         solution='''
-def rms_normalize(x, g, eps):
-    ms = x.pow(2).mean(dim=-1, keepdim=True)
-    return x / torch.sqrt(ms + eps) * g
+def pairs_that_turn(d, base, T):
+    return sum(1 for i in range(d // 2) if 2 * math.pi * base ** (2 * i / d) <= T)
 ''',
-        success="one statistic instead of two, no bias: that is what Llama, Mistral and Qwen use in every block."),
+        success="the pairs that never complete a turn within the context are the ones that tell far positions "
+                "apart; raising the base (Llama 3 uses 500,000) makes more of them slow, for longer contexts."),
     Question(
-        key="q2", title="A SwiGLU layer for a parameter budget", answer="swiglu_width", checker=_check_swiglu_width,
-        hints=["Count the weights of SwiGLU(x) = (SiLU(x W1) * (x W3)) W2 with W1, W3: d x h and W2: h x d.",
-               "3 d h = budget, so h = round(budget / (3 * d))."],
+        key="q2", title="Key/value heads for a cache budget", answer="kv_heads_for_budget", checker=_check_kv_heads,
+        hints=["The cache of h key/value heads holds 2 x n_layers x h x head_dim x T numbers of 2 bytes (bf16).",
+               "Try every h from n_heads down to 1 that divides n_heads; return the first that fits, or 0."],
         solution='''
-def swiglu_width(d, budget):
-    return round(budget / (3 * d))
+def kv_heads_for_budget(n_layers, n_heads, head_dim, T, budget_bytes):
+    for h in range(n_heads, 0, -1):
+        if n_heads % h == 0 and 2 * n_layers * h * head_dim * T * 2 <= budget_bytes:
+            return h
+    return 0
 ''',
-        success="that is why Llama's hidden width is about 8d/3 instead of 4d: the same budget, three matrices."),
+        success="that is the trade GQA makes: Llama-3-70B keeps 8 key/value heads for 64 query heads, so a 128K "
+                "context fits in a few tens of GiB."),
     Question(
-        key="q3", title="One Newton-Schulz step", answer="ns_step", checker=_check_ns_step,
-        hints=["A = X @ X.T is the small Gram matrix (m x m).",
-               "return a * X + b * (A @ X) + c * (A @ A @ X)"],
+        key="q3", title="The area under warm-up-stable-decay", answer="wsd_area", checker=_check_wsd_area,
+        hints=["Draw it: a triangle (warm-up, 0 to lr over warmup steps), a rectangle at lr, a triangle (lr down to "
+               "0 over the last cooldown x total steps).",
+               "lr x (total - warmup / 2 - cooldown x total / 2)"],
         solution='''
-def ns_step(X, a, b, c):
-    A = X @ X.T
-    return a * X + b * (A @ X) + c * (A @ A @ X)
+def wsd_area(lr, total, warmup, cooldown):
+    return lr * (total - warmup / 2 - cooldown * total / 2)
 ''',
-        success="each step maps every singular value s to a s + b s^3 + c s^5 and keeps the singular vectors: five "
-                "steps bring them all near 1, which is Muon's orthogonalisation without an SVD."),
+        success="a cosine after the same warm-up spends only about lr x total / 2: WSD keeps the rate high for "
+                "longer, which is why its loss stays higher until the decay and then drops."),
 ])
