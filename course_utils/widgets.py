@@ -525,8 +525,9 @@ def lora_rank_explorer(deltas: dict, rank: int = 4):
 
 def ablation_explorer(summary: list[dict], checked: tuple[str, ...] = ("rope", "muon")):
     """Notebook 15's measured ablation, one checkbox per change. ``summary``: rows of ``ablation.summarise``. For
-    the changes ticked: each one's measured bits/char alone, its spread over seeds (max - min), its ratio to the
-    baseline and the table's verdict; then what the ticked changes would give if their effects multiplied, and,
+    the changes ticked: each one's measured bits/char alone, its spread over seeds (max - min), its difference from
+    the baseline beside twice the pooled standard error, its ratio and the table's verdict; then what the ticked
+    changes would give if their effects multiplied, and,
     when the ticked set is one the table measured together, the measured result with its spread. The dropdown
     ticks one of those measured sets. Returns the widget; display it as the last line of a cell."""
     import html
@@ -548,10 +549,13 @@ def ablation_explorer(summary: list[dict], checked: tuple[str, ...] = ("rope", "
     def redraw(*_):
         on = [n for n in singles if boxes[n].value]
         rows = "".join(f"<tr><td>{n}</td><td>{by[n]['bits']:.4f}</td><td>{by[n]['spread']:.4f}</td>"
-                       f"<td>{by[n]['ratio']:.3f}x</td><td>{by[n]['verdict']}</td></tr>" for n in on)
+                       f"<td>{by[n]['delta']:+.4f}</td><td>{by[n]['se2']:.4f}</td><td>{by[n]['ratio']:.3f}x</td>"
+                       f"<td>{by[n]['verdict']}</td></tr>" for n in on)
         text = (f"<p>baseline: {base['bits']:.4f} bits/char (spread {base['spread']:.4f} over "
-                f"{base['seeds']} seeds)</p><table><tr><th>change</th><th>bits/char</th><th>spread</th>"
-                f"<th>vs baseline</th><th>verdict</th></tr>{rows}</table>")
+                f"{base['seeds']} seeds). A change helps or hurts when its difference beats 2 SE, twice the "
+                "pooled standard error of the two means.</p><table><tr><th>change</th><th>bits/char</th>"
+                "<th>spread</th><th>difference</th><th>2 SE</th><th>vs baseline</th><th>verdict</th></tr>"
+                f"{rows}</table>")
         if not on:
             text += "<p>Tick a change to see its measured effect.</p>"
         else:

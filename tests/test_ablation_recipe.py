@@ -23,11 +23,13 @@ def _rows(values: dict[str, list[float]]) -> list[dict]:
             for name, vs in values.items() for i, v in enumerate(vs)]
 
 
-def test_summary_verdicts_use_the_seed_spread():
+def test_summary_verdicts_use_twice_the_pooled_standard_error():
     s = {r["run"]: r for r in summarise(_rows({"baseline": [3.00, 3.02], "rope": [2.90, 2.91],
                                                "gqa": [3.02, 3.00], "wsd": [3.10, 3.12], "swiglu": [2.95, 2.96],
-                                               "relu2": [2.93, 2.94]}))}
+                                               "relu2": [2.93, 2.94], "rmsnorm": [2.991, 2.991]}))}
     assert s["baseline"]["verdict"] == "-" and s["baseline"]["spread"] == pytest.approx(0.02)
+    # rmsnorm: 0.019 better, more than the mean of the two spreads (0.01) but less than 2 SE = 2 x 0.01
+    assert s["rmsnorm"]["se2"] == pytest.approx(0.02) and s["rmsnorm"]["verdict"] == "noise"
     assert s["rope"]["verdict"] == "helps" and s["rope"]["delta"] == pytest.approx(-0.105)
     assert s["gqa"]["verdict"] == "noise"
     assert s["wsd"]["verdict"] == "hurts"
@@ -112,6 +114,27 @@ def test_the_stored_table_is_complete():
     for r in rows:
         assert 0 < r["val_bits"] < math.log2(96) and r["val_nats"] == pytest.approx(r["val_bits"] * math.log(2),
                                                                                     abs=1e-4)
+
+
+def test_the_stored_confirmation_uses_fresh_seeds_and_the_same_protocol():
+    table, conf = read_csv(), read_csv(ablation.CONFIRM_CSV_PATH)
+    assert {r["run"] for r in conf} == {"baseline", "modern"}
+    assert {r["changes"] for r in conf if r["run"] == "modern"} == {"+".join(recipe.RECIPE)}
+    for name in ("baseline", "modern"):
+        seeds = {r["seed"] for r in conf if r["run"] == name}
+        assert seeds == set(ablation.CONFIRM_SEEDS)                        # three seeds each ...
+        assert not seeds & {r["seed"] for r in table}                      # ... none of them the table's
+    protocol = {(r["budget_cpu_s"], r["threads"], r["eval_stride"]) for r in table + conf}
+    assert len(protocol) == 1
+
+
+def test_confirm_runs_the_recipe_and_the_baseline(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(ablation, "run_ablation", lambda *a, **k: calls.append((a, k)) or [])
+    ablation.confirm(tmp_path / "c.csv", seeds=(7, 8), cpu_seconds=1.0, jobs=1)
+    (cpu, seeds, out), kw = calls[0][0][:3], calls[0][1]
+    assert (cpu, seeds, out) == (1.0, [7, 8], tmp_path / "c.csv")
+    assert kw["only"] == [] and kw["combos"] == {"modern": list(recipe.RECIPE)} and kw["auto"] is False
 
 
 # ---- the recipe -----------------------------------------------------------------------------------------------

@@ -6,7 +6,9 @@ import math
 
 from helpers import assert_incorrect
 
+from course_utils import bpe
 from course_utils.exercises import ____, load
+from course_utils.exercises.nb10 import _first_seen, _ref_learn
 
 ex = load("10")
 
@@ -88,18 +90,30 @@ def test_q2_mistakes():
     assert_incorrect(ex.q2, lambda ids, vocab: 97, "tuple of two ids")
 
 
+def test_q3_agrees_with_the_course_bpe_on_bytes():
+    # on ASCII letters the string rule and the course's byte rule pick the same merges
+    text = "GATTACAGATTACAGATTACACCA"
+    tok = bpe.train_bpe(text, 256 + 6)                  # the special <|endoftext|> takes one id
+    from_course = [(tok.vocab[a].decode(), tok.vocab[b].decode()) for a, b in tok.merges]
+    assert len(from_course) >= 4 and ex.q3.reference()(list(text), len(from_course)) == from_course
+
+
 def test_q3_mistakes():
-    assert_incorrect(ex.q3, lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("utf-8"), "errors='replace'")
-    assert_incorrect(ex.q3, lambda ids, vocab: "".join(vocab[i].decode("utf-8", "replace") for i in ids),
-                     "decoded token by token")
-    assert_incorrect(ex.q3, lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("utf-8", "ignore"),
-                     "errors='ignore'")
-    assert_incorrect(ex.q3, lambda ids, vocab: b"".join(vocab[i] for i in ids).decode("latin-1"), "Latin-1")
+    def no_rebuild(symbols, n):
+        return _ref_learn(symbols, n, merge_each_step=False)
+
+    def first_seen(symbols, n):
+        return _ref_learn(symbols, n, tie=_first_seen(symbols))
+
+    assert_incorrect(ex.q3, lambda s, n: ["".join(p) for p in _ref_learn(s, n)], "not the merged symbols")
+    assert_incorrect(ex.q3, no_rebuild, "came back again")
+    assert_incorrect(ex.q3, first_seen, "first pair seen")
+    assert_incorrect(ex.q3, lambda s, n: _ref_learn(s, n - 1), "merges")
+    assert_incorrect(ex.q3, lambda s, n: "GA", "list of the merged pairs")
 
 
 def test_q4_mistakes():
-    assert_incorrect(ex.q4, lambda loss, nt, nc: loss * nt / nc, "nats per character")
-    assert_incorrect(ex.q4, lambda loss, nt, nc: loss / math.log(2), "bits per *token*")
-    assert_incorrect(ex.q4, lambda loss, nt, nc: loss * nc / nt / math.log(2), "swapped")
-    assert_incorrect(ex.q4, lambda loss, nt, nc: loss * nt / nc / math.log(10), "ln 10")
-    assert_incorrect(ex.q4, lambda loss, nt, nc: loss * nt / nc / math.log(2) + 0.1, "should be")
+    assert_incorrect(ex.q4, lambda ppl, cpt: ppl / cpt, "ROOT")
+    assert_incorrect(ex.q4, lambda ppl, cpt: ppl ** cpt, "1 / chars_per_token")
+    assert_incorrect(ex.q4, lambda ppl, cpt: math.log(ppl) / cpt, "loss per character")
+    assert_incorrect(ex.q4, lambda ppl, cpt: ppl ** (1 / cpt) + 0.1, "should be")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 from helpers import assert_incorrect
 
@@ -51,49 +49,25 @@ def test_whole_word_masking_mistakes():
     assert_incorrect(ex.q1, lambda ids, w, c, m: ids, "two tensors")
 
 
-def _attend(q, k, v, mask, scale):
-    s = q @ k.transpose(-2, -1) * scale
-    if mask is not None:
-        s = s.masked_fill(~mask, float("-inf"))
-    return torch.softmax(s, -1) @ v
+def test_sentence_vectors_agree_with_torch_on_unpadded_sentences():
+    h = torch.randn(2, 4, 3)
+    assert torch.allclose(ex.q2.reference()(h, torch.ones(2, 4, dtype=torch.bool)), h.mean(1))
 
 
-def test_cross_attend_mistakes():
-    def no_mask(x, m, Wq, Wk, Wv, pad):
-        return _attend(x @ Wq, m @ Wk, m @ Wv, None, 1 / math.sqrt(Wq.shape[1]))
+def test_sentence_vectors_mistakes():
+    def m_of(pad, h):
+        return pad[..., None].to(h.dtype)
 
-    def inverted(x, m, Wq, Wk, Wv, pad):
-        return _attend(x @ Wq, m @ Wk, m @ Wv, ~pad[:, None, :], 1 / math.sqrt(Wq.shape[1]))
-
-    def unscaled(x, m, Wq, Wk, Wv, pad):
-        return _attend(x @ Wq, m @ Wk, m @ Wv, pad[:, None, :], 1.0)
-
-    def scaled_by_d(x, m, Wq, Wk, Wv, pad):
-        return _attend(x @ Wq, m @ Wk, m @ Wv, pad[:, None, :], 1 / math.sqrt(x.shape[-1]))
-
-    def swapped(x, m, Wq, Wk, Wv, pad):                        # queries from the memory
-        return _attend(m @ Wq, x @ Wk, x @ Wv, None, 1 / math.sqrt(Wq.shape[1]))
-
-    def self_attention(x, m, Wq, Wk, Wv, pad):
-        return _attend(x @ Wq, x @ Wk, x @ Wv, None, 1 / math.sqrt(Wq.shape[1]))
-
-    def weights_only(x, m, Wq, Wk, Wv, pad):
-        s = (x @ Wq) @ (m @ Wk).transpose(-2, -1) / math.sqrt(Wq.shape[1])
-        return torch.softmax(s.masked_fill(~pad[:, None, :], float("-inf")), -1)
-
-    def mask_queries(x, m, Wq, Wk, Wv, pad):
-        s = (x @ Wq) @ (m @ Wk).transpose(-2, -1) / math.sqrt(Wq.shape[1])
-        q_pad = torch.arange(s.shape[1])[None, :, None] < pad.sum(1)[:, None, None] - 3
-        return torch.softmax(s.masked_fill(~q_pad, float("-inf")), -1) @ (m @ Wv)
-
-    assert_incorrect(ex.q2, no_mask, "padding is not masked")
-    assert_incorrect(ex.q2, inverted, "wrong way round")
-    assert_incorrect(ex.q2, unscaled, "not scaled")
-    assert_incorrect(ex.q2, scaled_by_d, "sqrt(d_k)")
-    assert_incorrect(ex.q2, swapped, "*source* position")
-    assert_incorrect(ex.q2, self_attention, "self-attention")
-    assert_incorrect(ex.q2, weights_only, "attention weights")
-    assert_incorrect(ex.q2, mask_queries, "NaN")
+    assert_incorrect(ex.q2, lambda h, pad: h.mean(1), "padded positions are in the average")
+    assert_incorrect(ex.q2, lambda h, pad: (h * m_of(pad, h)).sum(1) / h.shape[1], "divided by S")
+    assert_incorrect(ex.q2, lambda h, pad: (h * (1 - m_of(pad, h))).sum(1) / (h.shape[1] - m_of(pad, h).sum(1))
+                     .clamp(min=1), "wrong way round")
+    assert_incorrect(ex.q2, lambda h, pad: (h * m_of(pad, h)).sum(1), "that is the sum")
+    assert_incorrect(ex.q2, lambda h, pad: (h * m_of(pad, h)).sum(1) / m_of(pad, h).sum(), "its own number")
+    assert_incorrect(ex.q2, lambda h, pad: h * m_of(pad, h), "one vector per sentence")
+    assert_incorrect(ex.q2, lambda h, pad: h.mean(2), "averages over the features")
+    assert_incorrect(ex.q2, lambda h, pad: (h * m_of(pad, h)).sum(1, keepdim=True) / m_of(pad, h).sum(1, keepdim=True),
+                     "drop the position axis")
 
 
 def test_decoder_mask_mistakes():

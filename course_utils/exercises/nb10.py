@@ -1,12 +1,12 @@
-"""Exercises for notebook 10 (tokenization): one merge step, the next pair under the tie rule, decoding a cut
-through a character, and a loss per token turned into bits per character."""
+"""Exercises for notebook 10 (tokenization): one merge step, the next pair under the tie rule, BPE on a new
+alphabet (DNA), and perplexities of different tokenizers made comparable."""
 
 from __future__ import annotations
 
 import math
 
 from ..bpe import merge as _bpe_merge
-from .core import ExerciseSet, Incorrect, LearnerCodeError, Question, call, expect_number
+from .core import ExerciseSet, Incorrect, Question, call, expect_number
 
 # ---- q1: one merge step -----------------------------------------------------------------------------------------
 
@@ -109,63 +109,83 @@ def _check_pick(pick_pair) -> None:
         raise Incorrect(f"in {ids} the next merge should be {want}, got {got}.")
 
 
-# ---- q3: decoding a cut through a character ----------------------------------------------------------------------
+# ---- q3: BPE on a new alphabet ------------------------------------------------------------------------------------
 
-def _ref_decode(ids, vocab):
-    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
+def _ref_learn(symbols: list[str], n_merges: int, tie=lambda p: p, merge_each_step: bool = True) -> list[tuple]:
+    seq, merges = list(symbols), []
+    for _ in range(n_merges):
+        if len(seq) < 2:
+            break
+        counts: dict[tuple, int] = {}
+        for p in zip(seq, seq[1:], strict=False):
+            counts[p] = counts.get(p, 0) + 1
+        best = max(counts, key=lambda p: (counts[p], tie(p)))
+        merges.append(best)
+        if merge_each_step:
+            out, i = [], 0
+            while i < len(seq):
+                if i < len(seq) - 1 and (seq[i], seq[i + 1]) == best:
+                    out.append(seq[i] + seq[i + 1])
+                    i += 2
+                else:
+                    out.append(seq[i])
+                    i += 1
+            seq = out
+    return merges
 
 
-def _check_decode(ids_to_text) -> None:
-    vocab = {i: bytes([i]) for i in range(256)}
-    vocab.update({256: "é".encode()[:1], 257: "é".encode()[1:], 258: "🙂".encode()[:2], 259: "🙂".encode()[2:],
-                  260: b" caf", 261: b"hi"})
-    cases = [[261, 32, 260, 256, 257], [258, 259], [260, 256], [258], [261, 258, 32, 261], [104, 105]]
-    for ids in cases:
-        try:
-            got = call(ids_to_text, list(ids), dict(vocab))
-        except LearnerCodeError as err:
-            if "UnicodeDecodeError" in str(err):
-                raise Incorrect(f"decoding {ids} raised UnicodeDecodeError: these ids end in the middle of a "
-                                "character. Decode with errors='replace', which writes U+FFFD for broken bytes.") \
-                    from None
-            raise
-        want = _ref_decode(ids, vocab)
-        if not isinstance(got, str):
-            raise Incorrect(f"return a str, got {type(got).__name__}")
+def _first_seen(symbols):
+    order = {p: -i for i, p in enumerate(zip(symbols, symbols[1:], strict=False))}
+    return lambda p: order.get(p, 0)
+
+
+def _check_learn_merges(learn_merges) -> None:
+    cases = [(list("GATTACAGATTACAGATTACA"), 4), (list("ACGTACGTTTACGT"), 5), (list("AAAAAA"), 3),
+             (list("TGCA"), 6), (list("CATGCATGCCAT"), 3)]
+    for symbols, n in cases:
+        what = f"learn_merges({''.join(symbols)!r} as a list, {n})"
+        got = call(learn_merges, list(symbols), n)
+        if not isinstance(got, list | tuple):
+            raise Incorrect(f"{what}: return a list of the merged pairs, e.g. [('A', 'T'), ...]; got {got!r:.60}")
+        got = [tuple(p) if isinstance(p, list | tuple) else p for p in got]
+        want = _ref_learn(symbols, n)
         if got == want:
             continue
-        per_token = "".join(vocab[i].decode("utf-8", errors="replace") for i in ids)
-        if got == per_token:
-            raise Incorrect(f"for {ids} you decoded token by token: a character whose bytes are split across two "
-                            f"tokens breaks. Join all the bytes first, then decode once. Expected {want!r}.")
-        if got == b"".join(vocab[i] for i in ids).decode("utf-8", errors="ignore"):
-            raise Incorrect(f"for {ids} the broken bytes vanished (errors='ignore'): use errors='replace', so the "
-                            f"reader sees a U+FFFD mark where the cut is. Expected {want!r}.")
-        if got == b"".join(vocab[i] for i in ids).decode("latin-1"):
-            raise Incorrect("you decoded as Latin-1: the bytes are UTF-8.")
-        raise Incorrect(f"ids {ids} should decode to {want!r}, got {got!r}.")
+        if got == ["".join(p) for p in want]:
+            raise Incorrect(f"{what}: return the pairs (a, b), not the merged symbols a + b.")
+        if len(got) != len(want):
+            extra = " (stop when fewer than 2 symbols are left)" if len(want) < n else ""
+            raise Incorrect(f"{what}: expected {len(want)} merges{extra}, got {len(got)}.")
+        if got == _ref_learn(symbols, n, merge_each_step=False):
+            raise Incorrect(f"{what}: the same pair came back again: after choosing a pair, replace it in the "
+                            "sequence before counting again.")
+        if got == _ref_learn(symbols, n, tie=_first_seen(symbols)):
+            raise Incorrect(f"{what}: ties broken by the first pair seen; the course's rule takes the greater pair "
+                            "(here, of strings): max by (count, a, b).")
+        if got == _ref_learn(symbols, n, tie=lambda p: (-ord(p[0][0]), -ord(p[1][0]))):
+            raise Incorrect(f"{what}: ties broken by the smaller pair; the rule takes the greater one.")
+        raise Incorrect(f"{what}: expected {want}, got {got}")
 
 
-# ---- q4: loss per token -> bits per character --------------------------------------------------------------------
+# ---- q4: perplexities over different tokenizers ------------------------------------------------------------------
 
-def _check_bpc(to_bits_per_char) -> None:
-    for loss, n_tok, n_char in [(3.0, 1000, 2800), (1.1, 500, 500), (5.5, 120, 517), (2.0, 10, 40)]:
-        want = loss * n_tok / n_char / math.log(2)
-        got = call(to_bits_per_char, loss, n_tok, n_char)
-        if isinstance(got, int | float) and not math.isclose(float(got), want, rel_tol=1e-4):
+def _check_per_char(per_char_perplexity) -> None:
+    for ppl, cpt in [(20.0, 4.0), (3.2, 1.0), (55.0, 3.6), (12.5, 2.5)]:
+        what = f"per_char_perplexity({ppl}, {cpt})"
+        got = call(per_char_perplexity, ppl, cpt)
+        want = ppl ** (1 / cpt)
+        if isinstance(got, int | float) and not isinstance(got, bool) and not math.isclose(got, want, rel_tol=1e-6):
             g = float(got)
-            if math.isclose(g, loss * n_tok / n_char, rel_tol=1e-4):
-                raise Incorrect("that is nats per character: divide by ln 2 to get bits.")
-            if math.isclose(g, loss / math.log(2), rel_tol=1e-4) and n_tok != n_char:
-                raise Incorrect("that is bits per *token*: multiply by the number of tokens and divide by the "
-                                "number of characters, so that models with different tokenizers compare.")
-            if math.isclose(g, loss * n_char / n_tok / math.log(2), rel_tol=1e-4):
-                raise Incorrect("tokens and characters are swapped: the total loss is loss * n_tokens; spread it "
-                                "over n_chars characters.")
-            if math.isclose(g, loss * n_tok / n_char / math.log(10), rel_tol=1e-4):
-                raise Incorrect("you divided by ln 10; bits are log base 2: divide by ln 2.")
-        expect_number(got, want, what=f"bits per character for {loss} nats/token, {n_tok} tokens, {n_char} chars",
-                      rel=1e-4)
+            if math.isclose(g, ppl / cpt, rel_tol=1e-6):
+                raise Incorrect(f"{what}: perplexity is exp(loss); the loss per token is shared among the characters "
+                                "(divided by chars_per_token), so the perplexity is its chars_per_token-th ROOT, "
+                                "not a quotient.")
+            if math.isclose(g, ppl ** cpt, rel_tol=1e-6):
+                raise Incorrect(f"{what}: the exponent is 1 / chars_per_token: a character is a fraction of a token.")
+            if math.isclose(g, math.log(ppl) / cpt, rel_tol=1e-6) or math.isclose(g, math.log2(ppl) / cpt,
+                                                                                   rel_tol=1e-6):
+                raise Incorrect(f"{what}: that is the loss per character; its exponential is the perplexity.")
+        expect_number(got, want, what=what, rel=1e-6)
 
 
 EXERCISES = ExerciseSet("10", "Tokenization", [
@@ -197,18 +217,40 @@ def pick_pair(ids, vocab):
         counts[p] = counts.get(p, 0) + 1
     return max(counts, key=lambda p: (counts[p], vocab[p[0]], vocab[p[1]]))
 ''', success="with a written tie rule, two implementations learn the same merges."),
-    Question("q3", "Decoding a cut through a character", "ids_to_text", _check_decode,
-             hints=["Look up each id's bytes in vocab and join them into one bytes object first.",
-                    "Then .decode('utf-8', errors='replace')."],
+    Question("q3", "BPE on a new alphabet", "learn_merges", _check_learn_merges,
+             hints=["Each step: count the adjacent pairs with zip(seq, seq[1:]), take max(counts, key=lambda p: "
+                    "(counts[p], p)) (the course's tie rule: the greater pair wins), then rebuild the sequence "
+                    "with every occurrence replaced by a + b, scanning from the left.",
+                    "Repeat n_merges times (stop if fewer than 2 symbols are left) and return the list of pairs."],
              solution='''
-def ids_to_text(ids, vocab):
-    return b"".join(vocab[i] for i in ids).decode("utf-8", errors="replace")
-''', success="bytes first, one decode at the end: that is how every byte-level tokenizer decodes."),
-    Question("q4", "Bits per character from a loss per token", "to_bits_per_char", _check_bpc,
-             hints=["The total loss over the text is nats_per_token * n_tokens.",
-                    "Divide it by n_chars, then by math.log(2) to turn nats into bits."],
+def learn_merges(symbols, n_merges):
+    seq, merges = list(symbols), []
+    for _ in range(n_merges):
+        if len(seq) < 2:
+            break
+        counts = {}
+        for p in zip(seq, seq[1:]):
+            counts[p] = counts.get(p, 0) + 1
+        best = max(counts, key=lambda p: (counts[p], p))
+        merges.append(best)
+        out, i = [], 0
+        while i < len(seq):
+            if i < len(seq) - 1 and (seq[i], seq[i + 1]) == best:
+                out.append(seq[i] + seq[i + 1])
+                i += 2
+            else:
+                out.append(seq[i])
+                i += 1
+        seq = out
+    return merges
+''', success="the algorithm never looked at what the symbols mean: DNA, text or music notes, BPE finds the "
+                "frequent chunks. Genomic language models such as DNABERT-2 use BPE on DNA."),
+    Question("q4", "Perplexities over different tokenizers", "per_char_perplexity", _check_per_char,
+             hints=["Perplexity = exp(loss per token). Per character the loss is loss per token / chars_per_token.",
+                    "exp(log(ppl) / chars_per_token) = ppl ** (1 / chars_per_token)."],
              solution='''
-def to_bits_per_char(nats_per_token, n_tokens, n_chars):
-    return nats_per_token * n_tokens / n_chars / math.log(2)
-''', success="now a character model and a BPE model stand on the same scoreboard."),
+def per_char_perplexity(ppl_per_token, chars_per_token):
+    return ppl_per_token ** (1 / chars_per_token)
+''', success="a token-level perplexity of 20 at 4 characters per token is 2.1 per character: comparable with "
+                "a character model, which the two raw numbers are not."),
 ])

@@ -1,5 +1,6 @@
-"""Exercises for notebook 11 (the math by the numbers): the parameters of a grouped-query block, the bytes of a
-key-value cache, the memory of mixed-precision AdamW, and the GPU-days of a training run."""
+"""Exercises for notebook 11 (the math by the numbers), each applying a count to a new case: the parameters of a
+grouped-query block, the KV cache of a model with sliding-window layers, the memory per GPU when the optimizer
+state is sharded (ZeRO), and the utilisation of a reported training run."""
 
 from __future__ import annotations
 
@@ -58,96 +59,94 @@ def _check_gqa_block(gqa_block_params) -> None:
         expect_number(got, want, what=f"gqa_block_params({d}, {h}, {kv}, {f})", rel=1e-9)
 
 
-# ---- q2: the bytes of a key-value cache ---------------------------------------------------------------------------
+# ---- q2: the KV cache of a model with sliding-window layers ---------------------------------------------------
 
-def _kv_ref(L, d, h, kv, T, B, nbytes):
-    return 2 * L * kv * (d // h) * T * B * nbytes
+def _window_ref(L, every, kv, hd, T, window, nb):
+    n_global = L // every
+    return 2 * kv * hd * nb * (n_global * T + (L - n_global) * min(T, window))
 
 
-def _check_kv_bytes(kv_cache_size) -> None:
-    cases = [(32, 4096, 32, 8, 8192, 3, 4), (80, 8192, 64, 8, 131072, 1, 2), (4, 128, 4, 4, 64, 3, 4),
-             (12, 768, 12, 12, 1024, 8, 2), (40, 5120, 40, 10, 4096, 2, 1)]
-    for L, d, h, kv, T, B, nb in cases:
-        args = (L, d, h, kv, T, B, nb)
-        got = _num(call(kv_cache_size, *args), f"kv_cache_size{args}")
-        want = _kv_ref(*args)
+def _check_window_cache(window_cache_bytes) -> None:
+    cases = [(62, 6, 16, 128, 131_072, 1024, 2), (48, 6, 8, 256, 32_768, 1024, 2), (12, 4, 4, 64, 512, 1024, 2),
+             (26, 6, 4, 256, 8192, 4096, 1), (32, 1, 8, 128, 8192, 1024, 2)]
+    for args in cases:
+        L, every, kv, hd, T, window, nb = args
+        what = f"window_cache_bytes{args}"
+        got = _num(call(window_cache_bytes, *args), what)
+        want = _window_ref(*args)
         if _same(got, want):
             continue
-        if kv != h and _same(got, _kv_ref(L, d, h, h, T, B, nb)):
-            raise Incorrect(f"with n_heads={h} and n_kv_heads={kv} your cache is {h // kv}x too big: only the "
-                            "n_kv_heads key/value heads are stored (grouped-query attention's saving).")
+        n_global = L // every
         if _same(got, want / 2):
-            raise Incorrect("half the right size: the cache holds keys AND values (the factor 2).")
-        if B > 1 and _same(got, want / B):
-            raise Incorrect(f"the cache of one sequence; there are batch={B} sequences, each with its own cache.")
-        if _same(got, want / nb) and nb != 1:
-            raise Incorrect("that is a count of numbers; multiply by the bytes per number to get bytes.")
-        if _same(got, 2 * L * kv * d * T * B * nb):
-            raise Incorrect("each key/value head stores head_dim = d_model / n_heads numbers per token, not "
-                            "d_model.")
-        if _same(got, want * T):
-            raise Incorrect("the cache grows linearly with T (one key and one value per token and layer), not "
-                            "with T * T: that is the score matrix.")
-        expect_number(got, want, what=f"kv_cache_size{args}", rel=1e-9)
+            raise Incorrect(f"{what}: half the right size: every layer stores keys AND values (the factor 2).")
+        if _same(got, 2 * kv * hd * nb * L * T):
+            raise Incorrect(f"{what}: that is the cache with every layer global; the sliding-window layers keep "
+                            f"only the last window = {window} positions.")
+        if window > T and _same(got, 2 * kv * hd * nb * (n_global * T + (L - n_global) * window)):
+            raise Incorrect(f"{what}: with T = {T} shorter than the window, a local layer holds only the T positions "
+                            "there are: min(T, window).")
+        if _same(got, 2 * kv * hd * nb * L * min(T, window)):
+            raise Incorrect(f"{what}: the global layers (every {every}th, {n_global} of them) keep all T positions.")
+        alt = -(-L // every)
+        if alt != n_global and _same(got, 2 * kv * hd * nb * (alt * T + (L - alt) * min(T, window))):
+            raise Incorrect(f"{what}: the global layers are layers {every}, {2 * every}, ...: n_layers // "
+                            f"global_every = {n_global} of them, not {alt}.")
+        expect_number(got, want, what=what, rel=1e-9)
 
 
-# ---- q3: mixed-precision AdamW ------------------------------------------------------------------------------------
+# ---- q3: memory per GPU with a sharded optimizer (ZeRO) ----------------------------------------------------------
 
-def _check_mixed_adamw(mixed_adamw_bytes) -> None:
-    for n in [7e9, 124_439_808, 1_000_000, 70_553_706_496]:
-        got = _num(call(mixed_adamw_bytes, n), f"mixed_adamw_bytes({n:.4g})")
-        want = 16 * n
-        if _same(got, want, 1e-6):
-            continue
-        ratio = got / n if n else float("nan")
-        if _same(got, 16 * n / 1e9, 1e-6) or _same(got, 16 * n / 2**30, 1e-6):
-            raise Incorrect("that looks like GB or GiB; return the number of bytes (the notebook divides).")
-        messages = {
-            12: "12 bytes per parameter: one part is missing. Count five: bf16 weights (2), bf16 gradients (2), "
-                "the fp32 master copy of the weights (4), and Adam's m and v in fp32 (4 + 4).",
-            8: "8 bytes per parameter: Adam's moments are missing (m and v, 4 bytes each in fp32).",
-            2: "2 bytes per parameter is the bf16 weights alone: enough for inference, not for training.",
-            4: "4 bytes per parameter is one fp32 copy of the weights; training also keeps gradients and Adam's "
-               "two moments.",
-            18: "18 bytes per parameter: the gradients are in bf16 here (2 bytes), like the weights they belong to.",
-            20: "20 bytes per parameter: you counted something twice. bf16 weights (2) + bf16 gradients (2) + fp32 "
-                "master weights (4) + m (4) + v (4).",
-            14: "14 bytes per parameter: one of the fp32 parts (master weights, m, v: 4 bytes each) is counted "
-                "as 2 bytes.",
-        }
-        for k, msg in messages.items():
-            if _same(ratio, k, 1e-6):
-                raise Incorrect(msg)
-        expect_number(got, want, what=f"mixed_adamw_bytes({n:.4g})", rel=1e-6)
+def _zero_ref(n, g, stage):
+    weights, grads, states = 2 * n, 2 * n, 12 * n
+    return {0: weights + grads + states, 1: weights + grads + states / g, 2: weights + (grads + states) / g,
+            3: (weights + grads + states) / g}[stage]
 
 
-# ---- q4: GPU-days of a training run -------------------------------------------------------------------------------
+def _check_zero(zero_bytes_per_gpu) -> None:
+    for n, g in [(7e9, 8), (70e9, 64), (1_000_000, 2), (175e9, 1024)]:
+        for stage in (0, 1, 2, 3):
+            what = f"zero_bytes_per_gpu({n:.4g}, {g}, stage={stage})"
+            got = _num(call(zero_bytes_per_gpu, n, g, stage), what)
+            want = _zero_ref(n, g, stage)
+            if _same(got, want, 1e-9):
+                continue
+            if stage in (1, 2) and _same(got, _zero_ref(n, g, stage + 1), 1e-9):
+                raise Incorrect(f"{what}: you sharded one part too many. Stage 1 shards the optimizer state "
+                                "(master weights, m, v); stage 2 adds the gradients; stage 3 adds the weights.")
+            if stage in (2, 3) and _same(got, _zero_ref(n, g, stage - 1), 1e-9):
+                raise Incorrect(f"{what}: one part too few is sharded. Stage 2 shards the gradients too, stage 3 "
+                                "the weights as well.")
+            if _same(got, 16 * n / g, 1e-9) and stage < 3:
+                raise Incorrect(f"{what}: only stage 3 splits everything; at stage {stage} some parts stay whole "
+                                "on every GPU.")
+            states8 = {0: 12 * n, 1: 4 * n + 8 * n / g, 2: 2 * n + 10 * n / g, 3: 12 * n / g}[stage]
+            if _same(got, states8, 1e-9):
+                raise Incorrect(f"{what}: the optimizer state is 12 bytes per parameter: the fp32 master copy (4) "
+                                "and Adam's m and v (4 + 4).")
+            expect_number(got, want, what=what, rel=1e-9)
 
-def _check_gpu_days(training_days) -> None:
-    cases = [(8e9, 15e12, 1024, 989e12, 0.4), (175e9, 300e9, 1, 312e12, 0.5), (70e9, 1.4e12, 512, 989e12, 0.38),
-             (1e6, 1e9, 2, 1e12, 0.25)]
-    for N, D, G, peak, mfu in cases:
-        args = (N, D, G, peak, mfu)
-        got = _num(call(training_days, *args), f"training_days{args}")
-        want = 6 * N * D / (G * peak * mfu * 86400)
+
+# ---- q4: the utilisation of a reported run -----------------------------------------------------------------------
+
+def _check_mfu(mfu_of_run) -> None:
+    cases = [(405e9, 15.6e12, 16_384, 54.0, 989e12), (175e9, 300e9, 1024, 34.0, 312e12), (8e9, 15e12, 2048, 30.0,
+                                                                                              989e12)]
+    for args in cases:
+        N, D, G, days, peak = args
+        what = f"mfu_of_run{args}"
+        got = _num(call(mfu_of_run, *args), what)
+        want = 6 * N * D / (G * peak * days * 86400)
         if _same(got, want, 1e-6):
             continue
         if _same(got, want / 3, 1e-6):
-            raise Incorrect("a third of the answer: 2 N D is the forward pass only; training (forward + backward) "
-                            "costs about 6 N D.")
-        if _same(got, want * 24, 1e-6):
-            raise Incorrect("that is hours: divide by 86,400 seconds per day, not 3,600.")
-        if _same(got, want * 86400, 1e-6):
-            raise Incorrect("that is seconds: divide by 86,400 to get days.")
-        if G > 1 and _same(got, want * G, 1e-6):
-            raise Incorrect(f"that is the time on one GPU; the run has {G} of them working at once.")
-        if _same(got, want * mfu * mfu, 1e-6):
-            raise Incorrect("you divided the peak by the utilisation; the GPUs reach only the fraction mfu of their "
-                            "peak, so the FLOP/s they really do are peak_flops * mfu.")
-        if _same(got, want * mfu, 1e-6):
-            raise Incorrect("you used the peak FLOP/s as if the GPUs reached it; they reach only a fraction mfu "
-                            "of it, so the run takes 1 / mfu times longer.")
-        expect_number(got, want, what=f"training_days{args}", rel=1e-6)
+            raise Incorrect(f"{what}: 2 N D counts the forward pass only; training costs about 6 N D FLOPs.")
+        if _same(got, want * 86400, 1e-6) or _same(got, want * 24, 1e-6):
+            raise Incorrect(f"{what}: turn the days into seconds (x 86,400) before dividing: the peak is per second.")
+        if _same(got, want * G, 1e-6):
+            raise Incorrect(f"{what}: the run had {G:,} GPUs: divide by all of them.")
+        if _same(got, 1 / want, 1e-6):
+            raise Incorrect(f"{what}: upside down: utilisation = FLOPs done / FLOPs the GPUs could have done.")
+        expect_number(got, want, what=what, rel=1e-6)
 
 
 EXERCISES = ExerciseSet("11", "The math by the numbers", [
@@ -167,35 +166,45 @@ def gqa_block_params(d_model, n_heads, n_kv_heads, d_ff):
 ''',
         success="times 32 layers plus the two 128,256 x 4,096 embeddings, this is Llama-3-8B's 8,030,261,248."),
     Question(
-        key="q2", title="The bytes of a key-value cache", answer="kv_cache_size", checker=_check_kv_bytes,
-        hints=["Every layer stores one key and one value vector per token, per key/value head.",
-               "2 * n_layers * n_kv_heads * (d_model // n_heads) * T * batch * bytes_per_number."],
+        key="q2", title="The cache of a model with sliding-window layers", answer="window_cache_bytes",
+        checker=_check_window_cache,
+        hints=["A global layer stores keys and values for all T positions; a sliding-window layer only for the last "
+               "min(T, window).",
+               "n_global = n_layers // global_every; bytes = 2 * kv_heads * head_dim * bytes_per_number * "
+               "(n_global * T + (n_layers - n_global) * min(T, window))."],
         solution='''
-def kv_cache_size(n_layers, d_model, n_heads, n_kv_heads, T, batch, bytes_per_number):
-    head_dim = d_model // n_heads
-    return 2 * n_layers * n_kv_heads * head_dim * T * batch * bytes_per_number
+def window_cache_bytes(n_layers, global_every, kv_heads, head_dim, T, window, bytes_per_number):
+    n_global = n_layers // global_every
+    positions = n_global * T + (n_layers - n_global) * min(T, window)
+    return 2 * kv_heads * head_dim * bytes_per_number * positions
 ''',
-        success="at long contexts and large batches the cache, not the weights, decides how many requests fit "
-                "on a GPU."),
+        success="five local layers for every global one cut a 128K-token cache by about 6x: why Gemma 3 mixes them."),
     Question(
-        key="q3", title="Memory of mixed-precision AdamW", answer="mixed_adamw_bytes", checker=_check_mixed_adamw,
-        hints=["List what lives in memory for every parameter during training, and the bytes of each.",
-               "bf16 weights 2 + bf16 gradients 2 + fp32 master weights 4 + Adam m 4 + Adam v 4."],
+        key="q3", title="Memory per GPU with a sharded optimizer", answer="zero_bytes_per_gpu", checker=_check_zero,
+        hints=["Per parameter: bf16 weights 2, bf16 gradients 2, optimizer state 12 (fp32 master copy 4, m 4, v 4).",
+               "Stage 0 keeps all on every GPU; stage 1 divides the 12 by n_gpus; stage 2 also the gradients' 2; "
+               "stage 3 everything."],
         solution='''
-def mixed_adamw_bytes(n_params):
-    weights, grads, master, m, v = 2, 2, 4, 4, 4
-    return n_params * (weights + grads + master + m + v)
+def zero_bytes_per_gpu(n_params, n_gpus, stage):
+    weights, grads, states = 2 * n_params, 2 * n_params, 12 * n_params
+    if stage == 0:
+        return weights + grads + states
+    if stage == 1:
+        return weights + grads + states / n_gpus
+    if stage == 2:
+        return weights + (grads + states) / n_gpus
+    return (weights + grads + states) / n_gpus
 ''',
-        success="16 bytes per parameter, as in plain fp32: mixed precision saves activation memory and time, "
-                "not optimizer memory. A 7B model needs 112 GB before a single activation."),
+        success="with stage 3 on 64 GPUs a 70B model needs 17.5 GB per GPU for its training state, instead of "
+                "1.1 TB on one."),
     Question(
-        key="q4", title="GPU-days of a training run", answer="training_days", checker=_check_gpu_days,
-        hints=["Total FLOPs first (forward and backward), then divide by what the GPUs really do per second.",
-               "6 * N * D / (n_gpus * peak_flops * mfu * 86400)."],
+        key="q4", title="The utilisation of a reported run", answer="mfu_of_run", checker=_check_mfu,
+        hints=["The run did 6 N D FLOPs. The GPUs could have done n_gpus x peak_flops x seconds.",
+               "6 * n_params * n_tokens / (n_gpus * peak_flops * days * 86400)"],
         solution='''
-def training_days(n_params, n_tokens, n_gpus, peak_flops, mfu):
-    flops = 6 * n_params * n_tokens
-    return flops / (n_gpus * peak_flops * mfu * 86400)
+def mfu_of_run(n_params, n_tokens, n_gpus, days, peak_flops):
+    return 6 * n_params * n_tokens / (n_gpus * peak_flops * days * 86400)
 ''',
-        success="this is how a lab plans a run: the budget in GPU-days follows from N, D and the utilisation."),
+        success="utilisations reported for large runs are mostly between 30% and 50%: the rest goes to "
+                "communication, memory traffic and restarts after failures."),
 ])

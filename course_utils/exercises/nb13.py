@@ -1,9 +1,8 @@
-"""Exercises for notebook 13 (the three model families): whole-word masking, cross-attention with padding, the
-decoder's combined mask, and the parameters of an encoder-decoder."""
+"""Exercises for notebook 13 (the three model families): whole-word masking, a sentence vector that ignores the
+padding (the padding mask applied to pooling), the decoder's combined mask, and the parameters of an
+encoder-decoder."""
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -77,56 +76,43 @@ def _check_whole_word(whole_word_masking) -> None:
                         "everything else unchanged.")
 
 
-# ---- q2: cross-attention with a padded source -------------------------------------------------------------------
+# ---- q2: a sentence vector that ignores the padding ------------------------------------------------------------
 
-def _cross_case(seed: int):
+def _pool_case(seed: int):
     g = torch.Generator().manual_seed(seed)
-    B, T, S, d, dk = 3, 4, 6, 8, 4
-    x, memory = torch.randn(B, T, d, generator=g), torch.randn(B, S, d, generator=g)
-    Wq, Wk, Wv = (torch.randn(d, dk, generator=g) for _ in range(3))
-    lengths = torch.tensor([5, 4, 2])
-    memory_pad = torch.arange(S)[None] < lengths[:, None]
-    return x, memory, Wq, Wk, Wv, memory_pad
+    B, S, d = 3, 6, 5
+    h = torch.randn(B, S, d, generator=g, dtype=torch.float64) + 2.0      # far from 0: padding rows matter
+    lengths = torch.tensor([6, 3, 1][: B]) if seed % 2 == 0 else torch.tensor([2, 5, 4])
+    pad = torch.arange(S)[None] < lengths[:, None]                      # True at real tokens
+    h = torch.where(pad[..., None], h, h + 10.0)                         # whatever sits at padded positions
+    return h, pad
 
 
-def _attend(q, k, v, mask, scale):
-    s = q @ k.transpose(-2, -1) * scale
-    if mask is not None:
-        s = s.masked_fill(~mask, float("-inf"))
-    return torch.softmax(s, dim=-1) @ v
-
-
-def _check_cross_attend(cross_attend) -> None:
+def _check_sentence_vectors(sentence_vectors) -> None:
     for seed in range(3):
-        x, memory, Wq, Wk, Wv, pad = _cross_case(seed)
-        B, T, _ = x.shape
-        S, dk = memory.shape[1], Wq.shape[1]
-        out = call(cross_attend, x.clone(), memory.clone(), Wq.clone(), Wk.clone(), Wv.clone(), pad.clone())
-        got = expect_shape(out, (B, T, dk), "B T d_k", known={
-            (B, S, dk): "that is one output per *source* position: the queries come from x (the decoder), "
-                        "the keys and values from memory (the encoder)",
-            (B, T, S): "that is the shape of the attention weights; multiply them by the values",
+        h, pad = _pool_case(seed)
+        B, S, d = h.shape
+        out = call(sentence_vectors, h.clone(), pad.clone())
+        got = expect_shape(out, (B, d), "B d", known={
+            (B, S, d): "one vector per sentence: average over the positions (dim 1), keeping only the real ones",
+            (B, S): "that averages over the features; average over the positions (dim 1) instead",
+            (B, 1, d): "drop the position axis: (B, d), e.g. sum(dim=1) without keepdim",
         })
-        q, k, v = x @ Wq, memory @ Wk, memory @ Wv
-        want = _attend(q, k, v, pad[:, None, :], 1 / math.sqrt(dk))
+        m = pad[..., None].to(h.dtype)
+        n = m.sum(1)
+        want = (h * m).sum(1) / n
         suspects = [
-            (_attend(q, k, v, None, 1 / math.sqrt(dk)),
-             "the padding is not masked: source positions where memory_pad is False must get weight 0 "
-             "(fill their scores with -inf before the softmax)."),
-            (_attend(q, k, v, ~pad[:, None, :], 1 / math.sqrt(dk)),
-             "the mask is the wrong way round: memory_pad is True at *real* tokens, so block where it is False."),
-            (_attend(q, k, v, pad[:, None, :], 1.0),
-             "the scores are not scaled: divide q k^T by sqrt(d_k)."),
-            (_attend(q, k, v, pad[:, None, :], 1 / math.sqrt(x.shape[-1])),
-             "scaled by sqrt of the model width d; the scale is sqrt(d_k), the width of the queries and keys "
-             "(Wq.shape[1])."),
-            (_attend(x @ Wq, x @ Wk, x @ Wv, None, 1 / math.sqrt(dk)),
-             "that is self-attention over x: the keys and values should come from memory."),
+            (h.mean(1), "the padded positions are in the average: multiply by the mask before summing, and divide "
+                        "by the number of real tokens."),
+            ((h * m).sum(1) / S, f"you divided by S = {S}, the padded length; divide by each sentence's number of "
+                                 "real tokens (pad.sum(1))."),
+            ((h * (1 - m)).sum(1) / (S - n).clamp(min=1), "the mask is the wrong way round: pad is True at REAL "
+                                                          "tokens."),
+            ((h * m).sum(1), "that is the sum; divide by the number of real tokens to get the mean."),
+            ((h * m).sum(1) / n.sum(), "divide each sentence by its own number of real tokens, not by the total of "
+                                       "the batch."),
         ]
-        if torch.isnan(got).any():
-            raise Incorrect("NaN in the output: did you mask the *queries*? Whole rows of -inf give 0/0. The mask "
-                            "blocks keys (columns), shape (B, 1, S).")
-        diagnose(got, want, suspects, what="the outputs", atol=1e-4)
+        diagnose(got.double(), want, suspects, what="the sentence vectors", atol=1e-6)
 
 
 # ---- q3: the decoder's causal + padding mask --------------------------------------------------------------------
@@ -212,20 +198,17 @@ def whole_word_masking(ids, word_ids, chosen_words, mask_id):
         success="with whole words hidden the model cannot finish a word from its own first letters; it has to use "
                 "the context (BERT's later 'whole word masking' models do this)."),
     Question(
-        key="q2", title="Cross-attention over a padded source", answer="cross_attend", checker=_check_cross_attend,
-        hints=["Queries from the decoder: q = x @ Wq, (B, T, d_k). Keys and values from the encoder: k = memory @ Wk, "
-               "v = memory @ Wv, (B, S, d_k).",
-               "scores = q @ k.transpose(-2, -1) / sqrt(d_k) is (B, T, S); fill the padded keys with -inf using "
-               "memory_pad[:, None, :] (True = real), softmax over the last dim, then @ v."],
+        key="q2", title="A sentence vector that ignores the padding", answer="sentence_vectors",
+        checker=_check_sentence_vectors,
+        hints=["Turn the mask into numbers, m = pad[..., None].float() (B, S, 1): 1 at real tokens, 0 at padding.",
+               "(h * m).sum(dim=1) / m.sum(dim=1): the sum over real positions, divided by how many there are."],
         solution='''
-def cross_attend(x, memory, Wq, Wk, Wv, memory_pad):
-    q, k, v = x @ Wq, memory @ Wk, memory @ Wv               # (B, T, dk), (B, S, dk), (B, S, dk)
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])  # (B, T, S)
-    scores = scores.masked_fill(~memory_pad[:, None, :], float("-inf"))
-    return torch.softmax(scores, dim=-1) @ v
+def sentence_vectors(h, pad):
+    m = pad[..., None].to(h.dtype)            # (B, S, 1): 1 at real tokens
+    return (h * m).sum(dim=1) / m.sum(dim=1)  # (B, d)
 ''',
-        success="each target position reads a weighted average of the source; padded source positions get "
-                "exactly zero weight."),
+        success="the same mask that keeps attention off the padding keeps it out of the average: this is how an "
+                "encoder's outputs become one vector per sentence for search or classification."),
     Question(
         key="q3", title="The decoder's causal + padding mask", answer="decoder_self_mask",
         checker=_check_decoder_mask,
