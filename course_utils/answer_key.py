@@ -83,8 +83,12 @@ def _parse(source: str) -> ast.Module:
 
 def _binds(source: str) -> set[str]:
     """Every name a cell binds anywhere at its top level: assignments, loops, imports, defs and classes."""
+    return _bound_by(_parse(source).body)
+
+
+def _bound_by(statements) -> set[str]:
     names: set[str] = set()
-    for node in _parse(source).body:
+    for node in statements:
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
             names.add(node.name)
             continue
@@ -134,7 +138,7 @@ def _reads(source: str) -> set[str]:
     bound: set[str] = set()
     for statement in _parse(source).body:      # top level: a name bound by an earlier statement is the cell's own
         visit(statement, bound)
-        bound |= _binds(ast.unparse(statement))
+        bound |= _bound_by([statement])
     return found
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 from ..bpe import merge as _bpe_merge
+from ..bpe import pair_counts as _bpe_pair_counts
 from .core import ExerciseSet, Incorrect, Question, call, expect_number
 
 # ---- q1: one merge step -----------------------------------------------------------------------------------------
@@ -116,21 +117,11 @@ def _ref_learn(symbols: list[str], n_merges: int, tie=lambda p: p, merge_each_st
     for _ in range(n_merges):
         if len(seq) < 2:
             break
-        counts: dict[tuple, int] = {}
-        for p in zip(seq, seq[1:], strict=False):
-            counts[p] = counts.get(p, 0) + 1
+        counts = _bpe_pair_counts(seq)                # the course's BPE helpers work on any symbols
         best = max(counts, key=lambda p: (counts[p], tie(p)))
         merges.append(best)
         if merge_each_step:
-            out, i = [], 0
-            while i < len(seq):
-                if i < len(seq) - 1 and (seq[i], seq[i + 1]) == best:
-                    out.append(seq[i] + seq[i + 1])
-                    i += 2
-                else:
-                    out.append(seq[i])
-                    i += 1
-            seq = out
+            seq = _bpe_merge(seq, best, best[0] + best[1])
     return merges
 
 
