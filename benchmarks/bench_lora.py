@@ -10,7 +10,10 @@ prints the times as ratios against full fine-tuning (the baseline, measured in t
 measured from the optimizer's real tensors, and the largest logit difference after merging.
 LoRA still back-propagates through the whole network (the activations' gradients are needed to reach the
 adapters), so its step is not r/d times cheaper; what it saves is the weight gradients and the optimizer state.
-Figures only; nothing is asserted about time. Runs in well under a minute on an idle laptop.
+Then, when the SmolLM2 file is present (``make setup``), the same comparison on the real model of notebook 18:
+tokens per second of a supervised fine-tuning step (notebook 18's masked loss on 8 JSON conversations) with LoRA
+of rank 8 on the attention projections against full fine-tuning, measured alternately in the same run.
+Figures only; nothing is asserted about time. Runs in about a minute on an idle laptop.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from course_utils import runtime  # noqa: E402
+from course_utils import chat, facts, gguf_file, runtime, sft  # noqa: E402
 from course_utils.lora import add_lora, merge_lora, optimizer_state_bytes, trainable_counts  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
 from course_utils.train import preset  # noqa: E402
@@ -91,5 +94,49 @@ def main() -> None:
           f"max |logit difference| {diff:.1e}")
 
 
+
+def real_model() -> None:
+    """LoRA against full fine-tuning on SmolLM2-135M-Instruct: tokens per second of one SFT step."""
+    if not gguf_file.available():
+        print(f"SmolLM2 file absent: skipping the real-model figures (run {gguf_file.FETCH_COMMAND})")
+        return
+    import json
+
+    from course_utils.llama import load_gguf_model, load_tokenizer
+
+    dev = runtime.device(verbose=False)
+    tok = load_tokenizer()
+    system = 'Reply with JSON only, in the form {"answer": ...}.'
+    convs = [[{"role": "system", "content": system}, {"role": "user", "content": f"What is the capital of {c}?"},
+              {"role": "assistant", "content": json.dumps({"answer": city})}] for c, city in facts.CAPITALS[:8]]
+    idx, labels = chat.collate([chat.encode_chat(tok, m) for m in convs], tok.special_tokens["<|endoftext|>"])
+    idx, labels = idx.to(dev), labels.to(dev)
+    full = load_gguf_model().to(dev)
+    lora = load_gguf_model().to(dev)
+    add_lora(lora, r=8)
+    opts = {name: torch.optim.AdamW([p for p in m.parameters() if p.requires_grad], lr=1e-5)
+            for name, m in (("full", full), ("lora", lora))}
+
+    def step(name: str, model):
+        def fn():
+            with runtime.autocast(dev):
+                logits, _ = model(idx)
+            loss = sft.masked_cross_entropy(logits, labels)
+            opts[name].zero_grad(set_to_none=True)
+            loss.backward()
+            opts[name].step()
+        return fn
+
+    full.train()
+    lora.train()
+    t = interleaved_medians({"full": step("full", full), "lora": step("lora", lora)}, warmup=1, repeats=3)
+    print(f"SmolLM2-135M-Instruct, one SFT step on {tuple(idx.shape)} tokens, {torch.get_num_threads()} threads:")
+    for name, key in (("full fine-tuning", "full"), ("LoRA r=8 (attention)", "lora")):
+        print(f"  {name:22s} {trainable_counts(full if key == 'full' else lora)[0]:>12,} trainable  "
+              f"{idx.numel() / t[key]:8,.0f} tokens/s  ({t['full'] / t[key]:.2f}x full fine-tuning's speed)  "
+              f"Adam state {optimizer_state_bytes(opts[key]) / 1e6:,.1f} MB")
+
+
 if __name__ == "__main__":
     main()
+    real_model()

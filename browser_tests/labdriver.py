@@ -47,6 +47,7 @@ TEXT_INPUT: dict[str, dict[str, str]] = {
     "01_markov_bigram": {"token:": "e"},
     "02_word_embeddings": {"words:": "king"},
     "16_a_real_llm": {"message": "Name a planet."},
+    "18_assistant": {"question": "What is the capital of Zorvia?"},
 }
 
 

@@ -35,6 +35,10 @@ What a notebook builds by hand once, later notebooks import from here. Modules, 
     ablation     each modern change alone at equal CPU time (`python -m course_utils.ablation`) (15)
     probes       inside a model: record the residual stream and each block's updates, the logit lens,
                  every head's attention pattern (GQA and RoPE too), zero / mean ablation of heads and blocks (17)
+    facts        questions with known answers: capitals, languages, sums, made-up countries    (18)
+    chat         the chat template as training data: the loss mask, padding, greedy replies, scoring (18)
+    sft          supervised fine-tuning: the masked cross-entropy, training LoRA adapters (saved atomically) (18)
+    dpo          direct preference optimisation by hand: sequence log-probabilities, the loss, KL (18)
     plots        shared plotting helpers
     widgets      shared interactive controls
     exercises    self-checking exercises: ex.qN.check(), .hint(), .solution()

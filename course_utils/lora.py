@@ -10,6 +10,11 @@ update into the weight, W' = W + (alpha / r) B A, so a merged model costs nothin
     trainable_counts(model)         (trainable, total) parameter counts
     merge_lora(model)               replace every LoRALinear by one nn.Linear holding W + (alpha / r) B A
     weights_checksum(model)         SHA-256 of the frozen base weights (proof that training left them alone)
+    adapters_off(model)             a ``with`` block in which every adapter is switched off: the base model
+    adapter_state(model)            the adapters' A and B by name (a small dict to keep, swap or save)
+    load_adapter_state(model, s)    put a kept adapter state back (shapes checked)
+    save_adapters(path, model)      write the adapter state atomically (an interrupt keeps the last good file)
+    load_adapters(path, model)      read it back with ``torch.load(weights_only=True)``
     adam_training_bytes(...)        the memory of mixed-precision AdamW training, per parameter, written out
 
 The course's :class:`~course_utils.model.MiniGPT` is not changed: its ``nn.Linear`` modules are swapped for
@@ -20,7 +25,12 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable, Sequence
+import os
+import tempfile
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn as nn
@@ -61,6 +71,7 @@ class LoRALinear(nn.Module):
         for p in self.base.parameters():
             p.requires_grad_(False)
         self.r, self.alpha, self.scale = r, alpha, alpha / r
+        self.enabled = True                     # False: the layer computes base(x) only (see adapters_off)
         w = base.weight
         a = torch.randn(r, d_in, generator=generator, dtype=w.dtype, device="cpu") / math.sqrt(d_in)
         self.A = nn.Parameter(a.to(w.device))                                        # (r, d_in), random
@@ -78,6 +89,8 @@ class LoRALinear(nn.Module):
         if not isinstance(x, torch.Tensor) or x.dim() < 1 or x.shape[-1] != self.in_features:
             got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise ShapeError(f"LoRALinear expects x of shape (..., d_in={self.in_features}), got {got}")
+        if not self.enabled:
+            return self.base(x)
         return self.base(x) + self.scale * F.linear(F.linear(x, self.A), self.B)
 
     def delta_weight(self) -> torch.Tensor:
@@ -96,6 +109,97 @@ class LoRALinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"d_in={self.in_features}, d_out={self.out_features}, r={self.r}, alpha={self.alpha:g}"
+
+
+@contextmanager
+def adapters_off(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside the ``with`` block every :class:`LoRALinear` of ``model`` computes its base layer only: the model
+    is the frozen base model (the reference of preference tuning), bit for bit. The switches are restored after
+    the block, also when it raises."""
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("the model has no LoRA adapters to switch off (add them with add_lora)")
+    before = {name: layer.enabled for name, layer in layers.items()}
+    try:
+        for layer in layers.values():
+            layer.enabled = False
+        yield model
+    finally:
+        for name, layer in layers.items():
+            layer.enabled = before[name]
+
+
+def adapter_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of every adapter's A and B, by parameter name ('blocks.0.attn.w_q.A', ...), on the CPU."""
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("the model has no LoRA adapters (add them with add_lora)")
+    return {f"{name}.{part}": getattr(layer, part).detach().cpu().clone()
+            for name, layer in layers.items() for part in ("A", "B")}
+
+
+def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Copy a state from :func:`adapter_state` into the model's adapters, in place. Every adapter of the model must
+    be in the state with the same shape (the error names the first one that is not). Returns the model."""
+    layers = lora_layers(model)
+    if not layers:
+        raise ValueError("the model has no LoRA adapters to load into (add them with add_lora first)")
+    if not isinstance(state, dict):
+        raise TypeError(f"state should be a dict from adapter_state, got {type(state).__name__}")
+    wanted = {f"{name}.{part}": getattr(layer, part) for name, layer in layers.items() for part in ("A", "B")}
+    missing = sorted(set(wanted) - set(state))
+    extra = sorted(set(state) - set(wanted))
+    if missing or extra:
+        what = f"lacks {missing[0]}" if missing else f"has {extra[0]}, which the model does not"
+        raise ValueError(f"the adapter state does not fit this model: it {what} "
+                         f"(were the adapters added with the same targets?)")
+    for key, p in wanted.items():
+        if tuple(state[key].shape) != tuple(p.shape):
+            raise ShapeError(f"adapter {key} has shape {tuple(p.shape)} in the model, {tuple(state[key].shape)} in "
+                             f"the state (a different rank r?)")
+    with torch.no_grad():
+        for key, p in wanted.items():
+            p.copy_(state[key].to(p.device, p.dtype))
+    return model
+
+
+def save_adapters(path: str | os.PathLike, model: nn.Module, extra: dict[str, Any] | None = None) -> Path:
+    """Write the model's adapter state (and ``extra``: plain numbers and strings) to ``path`` atomically: to a
+    temporary file in the same folder, then renamed over the old one, so an interrupt keeps the last good file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    blob = {"format": "lora-adapters-1", "adapters": adapter_state(model), "extra": dict(extra or {})}
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(blob, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def load_adapters(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, Any]:
+    """Read a file of :func:`save_adapters` (``weights_only=True``: no code runs); with ``model``, load the
+    adapters into it. Returns ``{"adapters": state, "extra": dict}``."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no adapter file at {path}: train the adapters first")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise ValueError(f"{path} is not an adapter file of save_adapters ({type(err).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "lora-adapters-1":
+        raise ValueError(f"{path} is not an adapter file of save_adapters")
+    if model is not None:
+        load_adapter_state(model, blob["adapters"])
+    return blob
 
 
 def _resolve(model: nn.Module, name: str) -> tuple[nn.Module, str]:

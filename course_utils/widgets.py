@@ -589,3 +589,72 @@ def ablation_explorer(summary: list[dict], checked: tuple[str, ...] = ("rope", "
     redraw()
     return widgets.VBox([preset, widgets.HBox(list(boxes.values()), layout=widgets.Layout(flex_flow="row wrap")),
                          out])
+
+
+def assistant_compare(model, tokenizer, adapters: dict, questions, systems: dict | None = None,
+                      max_new_tokens: int = 24):
+    """The same question answered side by side by several versions of one model (notebook 18): the base model
+    and the same model with different LoRA adapters loaded (e.g. after supervised fine-tuning and after DPO).
+
+    ``adapters``: {column title: adapter state from ``lora.adapter_state`` or None for the adapters switched off}.
+    ``questions``: examples for the dropdown, which fills the text box; type any other question there.
+    ``systems``: {name: system message or None for the default}, a dropdown when there are two or more. The
+    replies are greedy (``chat.reply``), so the same settings give the same replies. The model's own adapters
+    are put back after every update. Returns the widget; display it as the last line of a cell.
+    """
+    import html
+
+    import ipywidgets as widgets
+
+    from .chat import reply
+    from .lora import adapter_state, adapters_off, load_adapter_state
+
+    if not adapters:
+        raise ValueError("give at least one column: {title: adapter state or None}")
+    questions = list(questions)
+    if not questions:
+        raise ValueError("give at least one example question")
+    systems = dict(systems or {"default": None})
+    example = widgets.Dropdown(options=questions, value=questions[0], description="example",
+                               layout=widgets.Layout(width="60%"))
+    box = widgets.Text(value=questions[0], description="question", continuous_update=False,
+                       layout=widgets.Layout(width="60%"))
+    system = widgets.Dropdown(options=list(systems), value=list(systems)[0], description="system")
+    length = widgets.IntSlider(value=max_new_tokens, min=4, max=64, step=4, description="max tokens")
+    out = widgets.HTML()
+
+    def update(*_):
+        question = box.value.strip() or questions[0]
+        messages = [{"role": "user", "content": question}]
+        if systems[system.value] is not None:
+            messages.insert(0, {"role": "system", "content": systems[system.value]})
+        kept = adapter_state(model)
+        cells = []
+        try:
+            for title, state in adapters.items():
+                if state is None:
+                    with adapters_off(model):
+                        text = reply(model, tokenizer, messages, length.value)
+                else:
+                    load_adapter_state(model, state)
+                    text = reply(model, tokenizer, messages, length.value)
+                cells.append(f"<td style='vertical-align:top; padding:6px; border:1px solid #ccc; "
+                             f"white-space:pre-wrap'><b>{html.escape(title)}</b><br>{html.escape(text)}</td>")
+        finally:
+            load_adapter_state(model, kept)
+        sys_note = html.escape(systems[system.value] or "the model's default")
+        out.value = (f"<div><b>question:</b> {html.escape(question)}<br><small>system message: {sys_note}; "
+                     f"greedy, at most {length.value} tokens</small><table style='width:100%; "
+                     f"table-layout:fixed; border-collapse:collapse'><tr>{''.join(cells)}</tr></table></div>")
+
+    def pick(change):
+        box.value = change["new"]
+
+    example.observe(pick, names="value")
+    box.observe(update, names="value")
+    system.observe(update, names="value")
+    length.observe(update, names="value")
+    update()
+    rows = [widgets.HBox([example, system]), widgets.HBox([box, length])] if len(systems) > 1 else \
+        [example, widgets.HBox([box, length])]
+    return widgets.VBox([*rows, out])
