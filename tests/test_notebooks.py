@@ -16,7 +16,7 @@ EXPECTED = ["00_setup_and_tour", "01_markov_bigram", "02_word_embeddings", "03_s
             "04_causal_masking", "05_multi_head_attention", "06_positional_encoding", "07_transformer_block",
             "08_mini_gpt", "09_generation", "10_tokenization", "11_math_by_the_numbers", "12_scaling_laws",
             "13_model_families", "14_fine_tuning_lora", "15_modern_recipe", "16_a_real_llm",
-            "17_inside_a_real_llm"]
+            "17_inside_a_real_llm", "18_assistant"]
 
 
 def _code_lines(source: str) -> set[str]:
