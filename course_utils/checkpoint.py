@@ -26,12 +26,31 @@ from .tokenizers import CharTokenizer
 FORMAT = 1
 
 
+def atomic_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` atomically: into a temporary file in the same folder, flushed to disk, then
+    renamed over the old file. An interrupt leaves the old file whole and removes the partial one. Returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)          # atomic on POSIX and Windows: the old file or the new one, never half
+    except BaseException:              # KeyboardInterrupt included: remove the partial temporary file
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
 def save_checkpoint(path: str | os.PathLike, model: MiniGPT, optimizer: torch.optim.Optimizer | None = None,
                     tokenizer: CharTokenizer | None = None, step: int = 0, elapsed: float = 0.0,
                     losses: dict[str, list] | None = None, extra: dict[str, Any] | None = None) -> Path:
     """Save everything needed to resume training (or to generate text) to ``path``, atomically. Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     state = {
         "format": FORMAT,
         "model": {k: v.detach().cpu() for k, v in model.state_dict().items()},
@@ -43,20 +62,7 @@ def save_checkpoint(path: str | os.PathLike, model: MiniGPT, optimizer: torch.op
         "losses": {k: [float(x) for x in v] for k, v in (losses or {}).items()},
         "extra": dict(extra or {}),
     }
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)          # atomic on POSIX and Windows: the old file or the new one, never half
-    except BaseException:              # KeyboardInterrupt included: remove the partial temporary file
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return atomic_save(state, path)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

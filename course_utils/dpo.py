@@ -25,6 +25,7 @@ import torch.nn.functional as F
 from .chat import IGNORE
 from .errors import ShapeError
 from .lora import adapters_off
+from .sft import token_logprobs
 
 
 def _check_ids(idx: torch.Tensor, labels: torch.Tensor) -> None:
@@ -34,14 +35,6 @@ def _check_ids(idx: torch.Tensor, labels: torch.Tensor) -> None:
     if not isinstance(labels, torch.Tensor) or labels.shape != idx.shape:
         got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ShapeError(f"labels should be (B, T) = {tuple(idx.shape)} like idx, got {got}")
-
-
-def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """log p(labels[:, t + 1]) at every position t: (B, T - 1), zero where the label is IGNORE.
-    logits: (B, T, V); labels: (B, T) aligned with the ids (as in :mod:`course_utils.chat`)."""
-    target = labels[:, 1:]
-    logp = logits[:, :-1].float().log_softmax(-1).gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    return logp * (target != IGNORE)
 
 
 def sequence_logprob(model, idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -36,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .checkpoint import atomic_save
 from .errors import ShapeError
 
 ATTENTION = ("attn.w_q", "attn.w_k", "attn.w_v", "attn.w_o")   # the four projections of every block
@@ -166,23 +166,8 @@ def load_adapter_state(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.M
 def save_adapters(path: str | os.PathLike, model: nn.Module, extra: dict[str, Any] | None = None) -> Path:
     """Write the model's adapter state (and ``extra``: plain numbers and strings) to ``path`` atomically: to a
     temporary file in the same folder, then renamed over the old one, so an interrupt keeps the last good file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"format": "lora-adapters-1", "adapters": adapter_state(model), "extra": dict(extra or {})}
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(blob, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    return path
+    return atomic_save(blob, path)
 
 
 def load_adapters(path: str | os.PathLike, model: nn.Module | None = None) -> dict[str, Any]:

@@ -38,14 +38,19 @@ def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Te
     if not isinstance(labels, torch.Tensor) or tuple(labels.shape) != tuple(logits.shape[:2]):
         got = tuple(labels.shape) if isinstance(labels, torch.Tensor) else type(labels).__name__
         raise ShapeError(f"labels should be (B, T) = {tuple(logits.shape[:2])} like the logits, got {got}")
-    target = labels[:, 1:]                                    # (B, T-1): the token each position must predict
-    counted = target != IGNORE                                # (B, T-1) bool
-    n = int(counted.sum())
+    n = int((labels[:, 1:] != IGNORE).sum())                 # the counted positions
     if n == 0:
         raise ValueError("no position is counted (every label is IGNORE): the batch has no assistant token")
+    return -token_logprobs(logits, labels).sum() / n
+
+
+def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """log p(labels[:, t + 1]) at every position t: (B, T - 1), zero where the label is IGNORE.
+    logits: (B, T, V); labels: (B, T) aligned with the ids (as in :mod:`course_utils.chat`)."""
+    target = labels[:, 1:]                                    # (B, T-1): the token each position must predict
     logp = logits[:, :-1].float().log_softmax(dim=-1)        # (B, T-1, V)
     picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)   # (B, T-1), log p(target)
-    return -(picked * counted).sum() / n
+    return picked * (target != IGNORE)
 
 
 def all_tokens(idx: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

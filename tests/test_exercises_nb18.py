@@ -10,7 +10,7 @@ from test_chat_sft_dpo import SPECIAL, byte_tok
 
 from course_utils import chat
 from course_utils.exercises import ____, load
-from course_utils.exercises.nb18 import CONVERSATIONS, A, E, S, _variant
+from course_utils.exercises.nb18 import CONVERSATIONS, A, E, S, _all_turns, _variant
 
 ex = load("18")
 
@@ -50,20 +50,7 @@ def test_mask_replies_mistakes():
     assert_incorrect(q, _variant(with_header=True), "header")
     assert_incorrect(q, _variant(last_only=True), "every assistant turn")
 
-    def all_turns(ids, s, e, a):
-        out, t = [-100] * len(ids), 0
-        while t < len(ids):
-            if ids[t] == s:
-                t += 3
-                while t < len(ids):
-                    out[t] = ids[t]
-                    if ids[t] == e:
-                        break
-                    t += 1
-            t += 1
-        return out
-
-    assert_incorrect(q, all_turns, "only the assistant's turns")
+    assert_incorrect(q, _all_turns, "only the assistant's turns")
     assert_incorrect(q, lambda ids, s, e, a: [-100] * len(ids), "nothing is kept")
     assert_incorrect(q, lambda ids, s, e, a: [-100] * (len(ids) - 1), "as long as ids")
 

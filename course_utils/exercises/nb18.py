@@ -28,12 +28,13 @@ CONVERSATIONS = [
 ]
 
 
-def _reference_mask(ids: list[int], start_id: int, end_id: int, assistant_id: int) -> list[int]:
+def _mask_turns(ids: list[int], start_id: int, end_id: int, role_id: int | None) -> list[int]:
+    """Labels keeping the content and end token of every turn whose role token is ``role_id`` (any role: None)."""
     labels = [IGNORE] * len(ids)
     t = 0
     while t < len(ids):
-        if ids[t] == start_id and t + 1 < len(ids) and ids[t + 1] == assistant_id:
-            t += 3                                            # the header: <|im_start|>, 'assistant', newline
+        if ids[t] == start_id and (role_id is None or (t + 1 < len(ids) and ids[t + 1] == role_id)):
+            t += 3                                            # the header: <|im_start|>, the role, newline
             while t < len(ids):
                 labels[t] = ids[t]
                 if ids[t] == end_id:
@@ -43,18 +44,12 @@ def _reference_mask(ids: list[int], start_id: int, end_id: int, assistant_id: in
     return labels
 
 
-def _all_turns(ids, start_id, end_id, assistant_id):       # every turn's content and end token
-    labels, t = [IGNORE] * len(ids), 0
-    while t < len(ids):
-        if ids[t] == start_id:
-            t += 3
-            while t < len(ids):
-                labels[t] = ids[t]
-                if ids[t] == end_id:
-                    break
-                t += 1
-        t += 1
-    return labels
+def _reference_mask(ids: list[int], start_id: int, end_id: int, assistant_id: int) -> list[int]:
+    return _mask_turns(ids, start_id, end_id, assistant_id)
+
+
+def _all_turns(ids, start_id, end_id, assistant_id):       # every turn's content and end token, whatever the role
+    return _mask_turns(ids, start_id, end_id, None)
 
 
 def _variant(drop_end=False, with_header=False, last_only=False):
