@@ -24,6 +24,7 @@ import torch
 from .chat import IGNORE
 from .errors import ShapeError
 from .lora import lora_layers, save_adapters
+from .probes import next_token_logprobs
 
 
 def masked_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -48,8 +49,7 @@ def token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """log p(labels[:, t + 1]) at every position t: (B, T - 1), zero where the label is IGNORE.
     logits: (B, T, V); labels: (B, T) aligned with the ids (as in :mod:`course_utils.chat`)."""
     target = labels[:, 1:]                                    # (B, T-1): the token each position must predict
-    logp = logits[:, :-1].float().log_softmax(dim=-1)        # (B, T-1, V)
-    picked = logp.gather(-1, target.clamp(min=0).unsqueeze(-1)).squeeze(-1)   # (B, T-1), log p(target)
+    picked = next_token_logprobs(logits[:, :-1], target.clamp(min=0))   # (B, T-1), log p(target)
     return picked * (target != IGNORE)
 
 
