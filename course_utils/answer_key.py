@@ -198,6 +198,29 @@ def execute(path: Path, timeout: int = 900, quick: bool = True, only_exercises: 
     nbformat.write(nb, path)
 
 
+def execute_slices(paths: list[Path], timeout: int = 900) -> dict[str, list]:
+    """Run the :func:`exercise_slice` of several keys one after the other in ONE kernel, quick and strict mode,
+    each after ``%reset -f`` (its names start empty: nothing one key defines is seen by the next; imported modules
+    stay loaded, which saves a kernel start and the imports per notebook). A cell that raises does not stop the
+    others. Returns {key file name: its executed cells, outputs included}."""
+    from nbclient import NotebookClient
+
+    env = {**os.environ, "COURSE_CHECKS_STRICT": "1", "COURSE_QUICK": "1"}
+    combined = nbformat.v4.new_notebook()
+    for path in paths:
+        fresh = nbformat.v4.new_code_cell('%reset -f\nimport matplotlib.pyplot\nmatplotlib.pyplot.close("all")')
+        fresh.metadata.update(key=path.name, fresh=True)
+        combined.cells.append(fresh)
+        for cell in exercise_slice(nbformat.read(path, as_version=4)).cells:
+            cell.metadata["key"] = path.name
+            combined.cells.append(cell)
+    client = NotebookClient(combined, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            resources={"metadata": {"path": str(REPO / "notebooks")}})
+    client.execute(env=env)
+    return {p.name: [c for c in combined.cells if c.metadata["key"] == p.name and not c.metadata.get("fresh")]
+            for p in paths}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--notebooks", type=Path, default=REPO / "notebooks")

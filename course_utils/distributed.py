@@ -107,9 +107,16 @@ def wrap(model: torch.nn.Module, d: Dist) -> torch.nn.Module:
     return DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
 
 
-def cleanup() -> None:
-    """Leave the process group (if this process joined one)."""
+def cleanup(wait_for_others: bool = True) -> None:
+    """Leave the process group (if this process joined one).
+
+    With ``wait_for_others`` every rank first meets the others at a barrier, so that no rank tears down its gloo
+    connections while another is still using them (the late rank would abort with "terminate called without an
+    active exception"). After an error the other ranks may be gone: pass ``False`` to leave without waiting.
+    """
     if torch_dist.is_available() and torch_dist.is_initialized():
+        if wait_for_others:
+            torch_dist.barrier()
         torch_dist.destroy_process_group()
 
 

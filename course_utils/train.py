@@ -389,8 +389,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr, flush=True)
         return 2
+    finished = False
     try:
-        return _run(args, d)
+        code = _run(args, d)
+        finished = True
+        return code
     except CommandError as err:            # bad input: one line from rank 0, every rank exits with status 2
         if d.is_main:
             print(f"error: {err}", file=sys.stderr, flush=True)
@@ -406,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{args.out} is kept as it was", file=sys.stderr, flush=True)
         return 1
     finally:
-        distributed.cleanup()
+        distributed.cleanup(wait_for_others=finished)
 
 
 class CommandError(Exception):

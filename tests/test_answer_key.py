@@ -75,18 +75,46 @@ def test_exercise_slice_keeps_what_the_exercises_read_and_drops_the_rest():
         answer_key.exercise_slice(new.new_notebook(cells=cells[:5]))
 
 
+@pytest.fixture(scope="module")
+def executed(keys):
+    """Every key's exercise slice, run in strict and quick mode, one after the other in one kernel (each after
+    ``%reset -f``: the whole notebooks already run under nbval, and one kernel saves a start per notebook)."""
+    return answer_key.execute_slices([keys[p.name] for p in NOTEBOOKS])
+
+
+def _errors(cells) -> list[str]:
+    return [f"{o.get('ename')}: {o.get('evalue')}" for c in cells for o in c.get("outputs", [])
+            if o.get("output_type") == "error"]
+
+
 @pytest.mark.parametrize("name", [p.name for p in NOTEBOOKS])
-def test_answer_key_runs_and_every_check_passes(keys, name, monkeypatch):
-    monkeypatch.setenv("COURSE_QUICK", "1")
-    number = answer_key.notebook_number(keys[name])
-    # strict mode: a check that does not pass raises; the whole notebook already runs under nbval
-    answer_key.execute(keys[name], only_exercises=number in available())
-    nb = nbformat.read(keys[name], as_version=4)
-    text = "\n".join(str(o) for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
-    number = answer_key.notebook_number(keys[name])
-    if number in available():
-        for q in load(number):
-            assert f"{q.label} \u2014 Correct" in text or f"[{q.label}] Correct" in text, f"{name} {q.key}"
-        assert "Not attempted yet" not in text and "Incorrect" not in text
+def test_answer_key_runs_and_every_check_passes(executed, name):
+    cells = executed[name]
+    assert cells, f"{name}: no exercise cells ran"
+    # strict mode: a check that does not pass raises, and shows here as an error output
+    assert not _errors(cells), f"{name}: {_errors(cells)}"
+    text = "\n".join(str(o) for c in cells if c.cell_type == "code" for o in c.get("outputs", []))
+    for q in load(answer_key.notebook_number(Path(name))):
+        assert f"{q.label} \u2014 Correct" in text or f"[{q.label}] Correct" in text, f"{name} {q.key}"
+    assert "Not attempted yet" not in text and "Incorrect" not in text
 
 
+def test_one_kernel_run_reports_a_failing_check_and_goes_on(tmp_path):
+    """The shared kernel cannot hide a failure: a wrong answer in one key is an error output of that key, the
+    key after it still runs, and it does not see the first key's names."""
+    new = nbformat.v4
+    def key(name, answer):
+        cells = [new.new_code_cell("from course_utils.exercises import load\nex = load('00')\nsecret = 1"),
+                 new.new_code_cell(answer, metadata={"course_exercise": "q1"}),
+                 new.new_code_cell("ex.q1.check(f)")]
+        path = tmp_path / name
+        nbformat.write(new.new_notebook(cells=cells), path)
+        return path
+    wrong = key("00_wrong.ipynb", "leaked = True\ndef f(*args):\n    return None")
+    other = key("00_other.ipynb",
+                "print('sees the key before:', 'leaked' in globals())\ndef f(*args):\n    return None")
+    out = answer_key.execute_slices([wrong, other])
+    for name in ("00_wrong.ipynb", "00_other.ipynb"):     # strict mode: the wrong answer raises CheckFailed
+        assert [e.split(":")[0] for e in _errors(out[name])] == ["CheckFailed"], _errors(out[name])
+    answer = "".join(o.get("text", "") for o in out["00_other.ipynb"][1].get("outputs", []))
+    assert "sees the key before: False" in answer
