@@ -232,7 +232,7 @@ def test_torchrun_trains_and_a_killed_rank_leaves_the_checkpoint_whole(tmp_path)
     text.write_text(small_corpus("animals") * 200, encoding="utf-8")
     out = tmp_path / "c.pt"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
-           f"--master_port={_free_port()}", "-m", "course_utils.train", "--text", str(text), "--minutes", "1",
+           f"--master_port={_free_port()}", "-m", "course_utils.train", "--text", str(text), "--minutes", "0.5",
            "--out", str(out), "--no-progress"]
     import psutil
 
