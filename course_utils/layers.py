@@ -107,6 +107,28 @@ class SwiGLU(nn.Module):
         return self.dropout(self.w2(F.silu(self.w1(x)) * self.w3(x)))
 
 
+class _ReLUSquared(torch.autograd.Function):
+    """y = relu(h)^2 with its derivative written out: dy/dh = 2 relu(h). The same function as
+    ``F.relu(h).square()`` (tested equal, values and gradients); autograd's version runs the ReLU's and the
+    square's backward one after the other, this one a single product, a third of the time on a CPU."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        r = torch.relu(h)
+        ctx.save_for_backward(r)
+        return r * r
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        (r,) = ctx.saved_tensors
+        return grad * r * 2
+
+
+def relu_squared(h: torch.Tensor) -> torch.Tensor:
+    """relu(h)^2 elementwise, any shape (the activation of :class:`ReLU2`)."""
+    return _ReLUSquared.apply(h)
+
+
 class ReLU2(nn.Module):
     """ReLU^2(x) = relu(x W1)^2 W2 (the feed-forward of the speedrun records): (B, T, d) -> (B, T, d).
 
@@ -120,7 +142,7 @@ class ReLU2(nn.Module):
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dropout(self.w2(F.relu(self.w1(x)).square()))
+        return self.dropout(self.w2(relu_squared(self.w1(x))))
 
 
 def ffn_width(c) -> int:
@@ -183,11 +205,12 @@ class ModernAttention(nn.Module):
         if mask is not None or not causal:
             raise ValueError("the modern attention is causal only (a language model); mask=None, causal=True")
         B, T, _ = x.shape
-        q = self.w_q(x).view(B, T, self.n_heads, self.d_head).transpose(1, 2)       # (B, h, T, d_h)
-        k = self.w_k(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)    # (B, k, T, d_h)
-        v = self.w_v(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
-        if self.q_norm is not None:
+        q = self.w_q(x).view(B, T, self.n_heads, self.d_head)        # (B, T, h, d_h)
+        k = self.w_k(x).view(B, T, self.n_kv_heads, self.d_head)     # (B, T, k, d_h)
+        if self.q_norm is not None:      # each head's vector on its own; normed here while the memory is contiguous
             q, k = self.q_norm(q), self.k_norm(k)
+        q, k = q.transpose(1, 2), k.transpose(1, 2)                  # (B, h, T, d_h), (B, k, T, d_h)
+        v = self.w_v(x).view(B, T, self.n_kv_heads, self.d_head).transpose(1, 2)
         past = cache["k"].shape[2] if cache is not None and "k" in cache else 0
         if self.rope:
             q = apply_rope(q, base=self.rope_base, offset=past)

@@ -88,22 +88,28 @@ def newton_schulz(G: torch.Tensor, steps: int = 5, coeffs: tuple[float, float, f
     X0 = G / ||G||_F (every singular value <= 1), then ``steps`` times X <- a X + b (X X^T) X + c (X X^T)^2 X,
     which maps each singular value s to a s + b s^3 + c s^5 and leaves the singular vectors alone.
     Works on the wide orientation (m <= n) so X X^T is the small Gram matrix.
+
+    G may also be a stack of matrices of one shape, (k, m, n) -> (k, m, n): each is orthogonalised on its own
+    (its own norm), in one batched matrix product per step instead of k small ones (how Muon's step uses it).
     """
-    if not isinstance(G, torch.Tensor) or G.dim() != 2:
-        raise ShapeError(f"newton_schulz expects a matrix (m, n), got "
+    if not isinstance(G, torch.Tensor) or G.dim() not in (2, 3):
+        raise ShapeError(f"newton_schulz expects a matrix (m, n) or a stack of them (k, m, n), got "
                          f"{tuple(G.shape) if isinstance(G, torch.Tensor) else type(G).__name__}")
     if steps < 0:
         raise ValueError(f"steps should be >= 0, got {steps}")
     a, b, c = coeffs
-    X = G.float()
-    tall = X.shape[0] > X.shape[1]
+    X = G.float() if G.dim() == 3 else G.float().unsqueeze(0)          # (k, m, n)
+    tall = X.shape[-2] > X.shape[-1]
     if tall:
-        X = X.T
-    X = X / (X.norm() + eps)
+        X = X.mT
+    X = X / (X.norm(dim=(-2, -1), keepdim=True) + eps)
     for _ in range(steps):
-        A = X @ X.T
-        X = a * X + (b * A + c * A @ A) @ X
-    return X.T if tall else X
+        A = X @ X.mT                                     # (k, m, m) Gram matrices
+        B = torch.baddbmm(A, A, A, beta=b, alpha=c)      # b A + c A^2
+        X = torch.baddbmm(X, B, X, beta=a)               # a X + (b A + c A^2) X
+    if tall:
+        X = X.mT
+    return X if G.dim() == 3 else X[0]
 
 
 class Muon(torch.optim.Optimizer):
@@ -129,34 +135,53 @@ class Muon(torch.optim.Optimizer):
             with torch.enable_grad():
                 loss = closure()
         for g in self.param_groups:
-            lr, wd = g["lr"], g["weight_decay"]
-            for p in g["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if g["muon"]:
-                    if "momentum" not in state:
-                        state["momentum"] = torch.zeros_like(p)
-                    m = state["momentum"]
-                    m.mul_(g["momentum"]).add_(p.grad)
-                    u = newton_schulz(p.grad.add(m, alpha=g["momentum"]), g["ns_steps"])
-                    p.mul_(1 - lr * wd)
-                    p.add_(u.to(p.dtype), alpha=-lr * max(1.0, p.shape[0] / p.shape[1]) ** 0.5)
-                else:
-                    b1, b2 = g["betas"]
-                    if "step" not in state:
-                        state["step"] = torch.zeros(())
-                        state["exp_avg"] = torch.zeros_like(p)
-                        state["exp_avg_sq"] = torch.zeros_like(p)
-                    state["step"] += 1
-                    t = state["step"].item()
-                    m, v = state["exp_avg"], state["exp_avg_sq"]
-                    m.lerp_(p.grad, 1 - b1)
-                    v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
-                    denom = (v / (1 - b2 ** t)).sqrt_().add_(g["eps"])
-                    p.mul_(1 - lr * wd)
-                    p.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
+            params = [p for p in g["params"] if p.grad is not None]
+            if g["muon"]:
+                self._muon_step(g, params)
+            else:
+                self._adamw_step(g, params)
         return loss
+
+    def _muon_step(self, g: dict, params: list) -> None:
+        """M <- mu M + grad, then every matrix moves by NS(grad + mu M); matrices of one shape share one batched
+        Newton-Schulz (the same result as one call per matrix, in a few large products instead of many small)."""
+        lr, wd, mu = g["lr"], g["weight_decay"], g["momentum"]
+        by_shape: dict[tuple, list] = {}
+        for p in params:
+            state = self.state[p]
+            if "momentum" not in state:
+                state["momentum"] = torch.zeros_like(p)
+            m = state["momentum"]
+            m.mul_(mu).add_(p.grad)
+            by_shape.setdefault(tuple(p.shape), []).append(p)
+        for (rows, cols), ps in by_shape.items():
+            nesterov = torch.stack([p.grad.add(self.state[p]["momentum"], alpha=mu) for p in ps])   # (k, rows, cols)
+            updates = newton_schulz(nesterov, g["ns_steps"])
+            scale = lr * max(1.0, rows / cols) ** 0.5
+            for p, u in zip(ps, updates, strict=True):
+                p.mul_(1 - lr * wd)
+                p.add_(u.to(p.dtype), alpha=-scale)
+
+    def _adamw_step(self, g: dict, params: list) -> None:
+        """AdamW, the same update as torch.optim.AdamW (the step count a tensor in the state, as PyTorch keeps it)."""
+        if not params:
+            return
+        lr, wd, eps = g["lr"], g["weight_decay"], g["eps"]
+        b1, b2 = g["betas"]
+        for p in params:
+            state = self.state[p]
+            if "step" not in state:
+                state["step"] = torch.zeros(())
+                state["exp_avg"] = torch.zeros_like(p)
+                state["exp_avg_sq"] = torch.zeros_like(p)
+            state["step"] += 1
+            t = state["step"].item()
+            m, v = state["exp_avg"], state["exp_avg_sq"]
+            m.lerp_(p.grad, 1 - b1)
+            v.mul_(b2).addcmul_(p.grad, p.grad, value=1 - b2)
+            denom = (v / (1 - b2 ** t)).sqrt_().add_(eps)
+            p.mul_(1 - lr * wd)
+            p.addcdiv_(m, denom, value=-lr / (1 - b1 ** t))
 
 
 def muon_groups(model: nn.Module) -> tuple[list, list, list]:

@@ -15,6 +15,8 @@ fixed permutation of the coordinates and have the same properties.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 
@@ -111,14 +113,33 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
     T, d = x.shape[-2], x.shape[-1]
     if d % 2:
         raise ShapeError(f"x should have shape (..., T, d) with d even (pairs are rotated), got {tuple(x.shape)}")
+    wide = torch.float64 if x.dtype == torch.float64 else torch.float32    # the precision the rotation runs in
     if positions is None:
-        angles = rope_angles(T, d, base, offset)
+        rotation = _rotation_table(T, d, float(base), offset, wide, x.device)
     else:
         positions = torch.as_tensor(positions)
         check_shape(positions, (T,), "positions (one per row of x)")
         angles = positions.to(torch.float64)[:, None].cpu() * rope_frequencies(d, base)[None, :]
-    cos = angles.cos().to(dtype=x.dtype, device=x.device)
-    sin = angles.sin().to(dtype=x.dtype, device=x.device)
-    x_even, x_odd = x[..., 0::2], x[..., 1::2]
-    rotated = torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1)
-    return rotated.flatten(-2)
+        rotation = _unit_complex(angles, wide).to(x.device)
+    if x.device.type == "mps":          # no complex numbers there: the same rotation in real arithmetic
+        cos, sin = rotation.real.to(x.dtype), rotation.imag.to(x.dtype)
+        x_even, x_odd = x[..., 0::2], x[..., 1::2]
+        return torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1).flatten(-2)
+    # pair (x_2i, x_2i+1) as the complex number z = x_2i + i x_2i+1: rotating it by the angle a is z e^(ia),
+    # whose real and imaginary parts are x_2i cos a - x_2i+1 sin a and x_2i sin a + x_2i+1 cos a.
+    z = torch.view_as_complex(x.to(wide).reshape(*x.shape[:-1], d // 2, 2))
+    return torch.view_as_real(z * rotation).flatten(-2).to(x.dtype)
+
+
+def _unit_complex(angles: torch.Tensor, real_dtype: torch.dtype) -> torch.Tensor:
+    """e^(i angle) for float64 angles, as complex64 (real_dtype float32) or complex128 (float64)."""
+    table = torch.polar(torch.ones_like(angles), angles)               # complex128, cos and sin in float64
+    return table.to(torch.complex128 if real_dtype == torch.float64 else torch.complex64)
+
+
+@functools.lru_cache(maxsize=64)
+def _rotation_table(T: int, d: int, base: float, offset: int, real_dtype: torch.dtype,
+                    device: torch.device) -> torch.Tensor:
+    """e^(i (offset + p) theta_j): (T, d/2) complex, computed once per (T, d, base, offset, precision, device);
+    a training run asks for the same table at every call."""
+    return _unit_complex(rope_angles(T, d, base, offset), real_dtype).to(device)

@@ -107,6 +107,16 @@ def autocast(dev: torch.device | str):
     return torch.autocast(device_type="cpu", enabled=False)
 
 
+def synchronize(dev: torch.device | str) -> None:
+    """Wait until ``dev`` has finished the work queued on it (GPUs run asynchronously); a no-op on the CPU.
+    Time a piece of GPU work between two calls of this, or the clock measures only the queueing."""
+    dev = torch.device(dev)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
 def peak_flops_per_s(dev: torch.device | str = "cpu", threads: int | None = None, n: int = 1024,
                      repeats: int = 5) -> float:
     """The peak as the course measures it: 2 n^3 / (the best time of ``repeats`` n x n fp32 matrix products) on
@@ -124,12 +134,10 @@ def peak_flops_per_s(dev: torch.device | str = "cpu", threads: int | None = None
         a @ a                                     # warm-up: the first product pays for allocation and dispatch
         best = float("inf")
         for _ in range(repeats):
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
             t0 = time.perf_counter()
             a @ a
-            if dev.type == "cuda":
-                torch.cuda.synchronize()
+            synchronize(dev)
             best = min(best, time.perf_counter() - t0)
     finally:
         torch.set_num_threads(before)

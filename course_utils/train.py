@@ -138,6 +138,60 @@ def evaluate(model: MiniGPT, ids: torch.Tensor, device: torch.device | str = "cp
     return total / scored
 
 
+def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSettings, steps: int = 20,
+                 warmup: int = 3, device: torch.device | str = "cpu") -> dict[str, float]:
+    """Milliseconds per training step, part by part, as ``train`` runs them: {"data", "forward", "backward",
+    "clip", "optimizer", "evaluation", "total"}. "evaluation" is one evaluation of ``settings.eval_batches``
+    batches, shared out over the ``eval_interval`` steps between evaluations (0 with a time-based interval).
+
+    Trains ``model`` for ``warmup + steps`` steps at the peak learning rate (the weights change: profile a copy).
+    Each part is timed on its own clock (``time.perf_counter``, after ``runtime.synchronize``), so a GPU's
+    queued work is charged to the part that queued it.
+    """
+    if steps < 1 or warmup < 0:
+        raise ValueError(f"steps should be >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    dev = torch.device(device)
+    model.to(dev).train()
+    opt = make_optimizer(model, settings)
+    for group in opt.param_groups:
+        group["lr"] = settings.lr * group.get("lr_scale", 1.0)
+    T = model.config.block_size
+    gen = torch.Generator().manual_seed(settings.seed)
+    parts = dict.fromkeys(("data", "forward", "backward", "clip", "optimizer"), 0.0)
+
+    def timed(name: str, fn: Callable[[], object], count: bool) -> object:
+        runtime.synchronize(dev)
+        t0 = time.perf_counter()
+        out = fn()
+        runtime.synchronize(dev)
+        if count:
+            parts[name] += (time.perf_counter() - t0) * 1000 / steps
+        return out
+
+    def forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with runtime.autocast(dev):
+            return model(x, y)[1]
+
+    for i in range(warmup + steps):
+        count = i >= warmup
+        x, y = timed("data", lambda: get_batch(train_ids, settings.batch_size, T, dev, generator=gen), count)
+        loss = timed("forward", lambda x=x, y=y: forward(x, y), count)
+        opt.zero_grad(set_to_none=True)
+        timed("backward", loss.backward, count)
+        if settings.grad_clip > 0:
+            timed("clip", lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip), count)
+        timed("optimizer", opt.step, count)
+    evaluation = 0.0
+    if settings.eval_interval:
+        t0 = time.perf_counter()
+        estimate_loss(model, train_ids, settings.batch_size, settings.eval_batches, dev)
+        runtime.synchronize(dev)
+        evaluation = (time.perf_counter() - t0) * 1000 / settings.eval_interval
+    parts["evaluation"] = evaluation
+    parts["total"] = sum(parts.values())
+    return parts
+
+
 # ---- the loop -----------------------------------------------------------------------------------------------------
 
 def _empty_history() -> dict[str, list[float]]:

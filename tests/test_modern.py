@@ -115,6 +115,19 @@ def test_swiglu_has_the_parameters_of_the_gelu_layer_and_computes_its_formula():
     torch.testing.assert_close(r(x), (torch.relu(x @ r.w1.weight.T) ** 2) @ r.w2.weight.T)
 
 
+def test_relu_squared_has_the_values_and_gradients_of_autograds_version():
+    from course_utils.layers import relu_squared
+    h = torch.randn(4, 7, 16, dtype=torch.float64, requires_grad=True)
+    h2 = h.detach().clone().requires_grad_(True)
+    grad = torch.randn(4, 7, 16, dtype=torch.float64)
+    y, want = relu_squared(h), F.relu(h2).square()
+    torch.testing.assert_close(y, want, atol=0, rtol=0)
+    y.backward(grad)
+    want.backward(grad)
+    torch.testing.assert_close(h.grad, h2.grad, atol=0, rtol=0)
+    assert torch.autograd.gradcheck(relu_squared, (torch.randn(3, 5, dtype=torch.float64, requires_grad=True),))
+
+
 def test_rope_option_reuses_notebook_06s_rotation():
     cfg = GPTConfig(**SMALL, pos="rope")
     torch.manual_seed(0)
@@ -280,3 +293,37 @@ def test_process_clock_budget():
     s = TrainSettings(minutes=0.001, clock="process")
     assert modern.clock(s) is modern.time_process
     assert modern.clock(replace(s, clock="wall")) is modern.time_wall
+
+
+def test_newton_schulz_on_a_stack_equals_one_call_per_matrix():
+    g = torch.Generator().manual_seed(3)
+    for shape in ((4, 8, 8), (3, 6, 10), (2, 12, 5)):
+        G = torch.randn(*shape, generator=g) * torch.tensor([1.0, 30.0, 0.01, 2.0][:shape[0]])[:, None, None]
+        together = newton_schulz(G)
+        assert together.shape == G.shape
+        for i in range(shape[0]):        # each matrix keeps its own norm: the scales above do not leak across
+            torch.testing.assert_close(together[i], newton_schulz(G[i]), atol=2e-6, rtol=1e-5)
+    with pytest.raises(ValueError, match=r"stack of them \(k, m, n\), got \(2, 3, 4, 5\)"):
+        newton_schulz(torch.randn(2, 3, 4, 5))
+
+
+def test_muon_step_with_shared_shapes_equals_a_per_matrix_reference():
+    """Matrices of one shape are orthogonalised together; the result is each one's own Muon step."""
+    torch.manual_seed(0)
+    shapes = [(6, 4), (6, 4), (4, 6), (6, 4), (3, 3)]
+    mine = [torch.nn.Parameter(torch.randn(*s)) for s in shapes]
+    ref = [p.detach().clone() for p in mine]
+    momenta = [torch.zeros_like(p) for p in ref]
+    lr, mu, wd = 0.05, 0.9, 0.1
+    opt = modern.Muon([{"params": mine, "muon": True}], lr=lr, momentum=mu, weight_decay=wd)
+    for _ in range(3):
+        grads = [torch.randn(*s) for s in shapes]
+        for p, gr in zip(mine, grads, strict=True):
+            p.grad = gr.clone()
+        opt.step()
+        for i, gr in enumerate(grads):          # the update written for one matrix at a time
+            momenta[i] = mu * momenta[i] + gr
+            u = newton_schulz(gr + mu * momenta[i])
+            ref[i] = ref[i] * (1 - lr * wd) - lr * max(1.0, shapes[i][0] / shapes[i][1]) ** 0.5 * u
+    for p, r in zip(mine, ref, strict=True):
+        torch.testing.assert_close(p.detach(), r, atol=1e-5, rtol=1e-5)

@@ -184,3 +184,37 @@ def test_plot_positional_encoding_and_its_explorer():
     size.value = 16                      # pair 10 does not exist for d=16: the slider is clamped to 7
     assert pair.max == 7 and pair.value == 7
     plt.close("all")
+
+
+def _rope_by_cos_sin(x, angles):
+    """The rotation in real arithmetic, pair by pair: the formula apply_rope computes with complex numbers."""
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    x_even, x_odd = x[..., 0::2], x[..., 1::2]
+    return torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1).flatten(-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rope_by_complex_numbers_equals_the_cos_sin_formula(dtype):
+    x = torch.randn(2, 3, 9, 16, dtype=dtype)
+    tol = dict(atol=1e-6, rtol=1e-5) if dtype == torch.float32 else dict(atol=1e-12, rtol=0)
+    for offset in (0, 5, 4000):
+        got = apply_rope(x, offset=offset, base=500.0)
+        assert got.dtype == dtype and got.shape == x.shape
+        torch.testing.assert_close(got, _rope_by_cos_sin(x, rope_angles(9, 16, 500.0, offset)), **tol)
+    pos = torch.tensor([3, 1, 4, 1, 5, 9, 2, 6, 5])
+    want = _rope_by_cos_sin(x, pos.double()[:, None] * rope_frequencies(16)[None, :])
+    torch.testing.assert_close(apply_rope(x, positions=pos), want, **tol)
+    xt = x.transpose(1, 2).contiguous().transpose(1, 2)           # a non-contiguous view, as attention passes it
+    torch.testing.assert_close(apply_rope(xt), apply_rope(x.contiguous()), atol=0, rtol=0)
+
+
+def test_rope_table_is_computed_once_per_length_and_gradients_flow():
+    from course_utils import positional
+    positional._rotation_table.cache_clear()
+    x = torch.randn(2, 7, 8, requires_grad=True)
+    for _ in range(3):
+        apply_rope(x)
+    info = positional._rotation_table.cache_info()
+    assert (info.misses, info.hits) == (1, 2)
+    apply_rope(x).square().sum().backward()        # a rotation keeps norms: d/dx |R x|^2 = 2 x
+    torch.testing.assert_close(x.grad, 2 * x.detach(), atol=1e-5, rtol=1e-5)

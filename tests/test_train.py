@@ -17,7 +17,7 @@ from course_utils.checkpoint import load_checkpoint, load_model, save_checkpoint
 from course_utils.data import small_corpus
 from course_utils.model import GPTConfig, MiniGPT
 from course_utils.tokenizers import CharTokenizer
-from course_utils.train import TrainSettings, estimate_loss, evaluate, lr_at, main, train
+from course_utils.train import TrainSettings, estimate_loss, evaluate, lr_at, main, profile_step, train
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (small_corpus("animals") + " ") * 25
@@ -291,3 +291,22 @@ def test_cli_resume_with_the_same_recipe_passes_the_checks(tmp_path, capsys):
     printed = capsys.readouterr()
     assert code == 0, printed.err
     assert "resumed from" in printed.out
+
+
+@pytest.mark.parametrize("extra", [{}, dict(optimizer="muon", schedule="wsd")])
+def test_profile_step_times_each_part_of_the_step_train_runs(extra):
+    tok, tr, va = _data()
+    m = _model(tok)
+    before = [p.detach().clone() for p in m.parameters()]
+    loss0 = estimate_loss(m, va, 8, 4)
+    parts = profile_step(m, tr, _settings(**extra), steps=30, warmup=2)
+    assert list(parts) == ["data", "forward", "backward", "clip", "optimizer", "evaluation", "total"]
+    assert all(parts[k] > 0 for k in ("data", "forward", "backward", "clip", "optimizer", "evaluation"))
+    assert parts["total"] == pytest.approx(sum(v for k, v in parts.items() if k != "total"))
+    # it really trained: 32 steps at the peak learning rate moved every weight and lowered the loss
+    assert all(not torch.equal(b, p) for b, p in zip(before, m.parameters(), strict=True))
+    assert estimate_loss(m, va, 8, 4) < loss0 - 0.3
+    no_clip = profile_step(_model(tok), tr, _settings(grad_clip=0.0, eval_interval=None, eval_seconds=5), steps=2)
+    assert no_clip["clip"] == 0 and no_clip["evaluation"] == 0
+    with pytest.raises(ValueError, match="steps should be >= 1"):
+        profile_step(m, tr, _settings(), steps=0)
