@@ -1,6 +1,7 @@
 """The modern recipe against notebook 08's preset, trained for the same minutes in the same run (notebook 15).
 
     python benchmarks/bench_modern.py [--minutes 5] [--clock wall|process] [--threads N] [--seed 0] [--profile-only]
+                                      [--train-chars N]
 
 Trains notebook 08's CPU preset (``train.preset``), then the modern recipe (``recipe.modern_preset``: the same
 sizes with RoPE, RMSNorm, ReLU², QK-norm, untied output, zero-init, GQA, no biases, warm-up-stable-decay and
@@ -18,7 +19,9 @@ validation split of the scoreboard (``train.evaluate``) and prints:
 ``--clock wall`` (default) measures the budget in wall-clock minutes, as notebook 08 does on an idle machine.
 On a machine shared with other programs use ``--clock process --threads 1``: the budget is then the CPU time of
 this process on one thread, which other programs do not take away. Nothing is asserted about time.
-``--profile-only`` prints the step profile and stops (half a minute).
+``--profile-only`` prints the step profile and stops (half a minute). ``--train-chars 1000000`` trains both on the
+first million training characters only: a small text that a five-minute run reads two or three times (the regime
+in which the recipe's regularisation rule matters).
 """
 
 from __future__ import annotations
@@ -38,13 +41,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from course_utils import runtime, scoreboard, sizing  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
 from course_utils.recipe import KeepBest, modern_preset  # noqa: E402
-from course_utils.train import evaluate, preset, profile_step, train  # noqa: E402
+from course_utils.train import evaluate, expected_tokens, preset, profile_step, train  # noqa: E402
 
 TARGET = 0.93          # the recipe's validation loss / the preset's, same minutes
 SPEED_TARGET = 1.0     # the recipe's training tokens per second / the preset's
 
 
-def profile(models: dict, train_ids, seed: int, steps: int = 20) -> dict[str, float]:
+def profile(models: dict, train_ids, seed: int, steps: int = 30) -> dict[str, float]:
     """Print the step profile of each (name: (cfg, settings)) side by side; return tokens/s by name."""
     rows = {}
     for name, (cfg, st) in models.items():
@@ -86,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile-only", action="store_true", help="print the step profile only")
+    p.add_argument("--train-chars", type=int, default=None,
+                   help="train on the first N characters of the training split only (the small-text regime)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -96,8 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"budget: {args.minutes:g} min of {'wall-clock time' if args.clock == 'wall' else 'CPU time of this process'}"
           f" per model, back to back")
     tok, train_ids, val_ids = scoreboard.wiki_char_data()
+    if args.train_chars is not None:
+        if not 1_000 <= args.train_chars <= len(train_ids):
+            p.error(f"--train-chars should be between 1,000 and {len(train_ids):,}, got {args.train_chars:,}")
+        train_ids = train_ids[:args.train_chars]
+    print(f"text: {len(train_ids):,} training characters of the Wikipedia text, all {len(val_ids):,} validation "
+          f"characters scored")
     cfg0, st0 = preset(tok.vocab_size, "cpu")
     cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu")
+    budget = expected_tokens(cfg1, st1, train_ids, args.minutes)        # as --recipe modern does
+    cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu", budget_tokens=budget)
+    print(f"recipe: about {budget / len(train_ids):.1f} passes over the text -> dropout {cfg1.dropout}, "
+          f"weight decay {st1.weight_decay}")
     common = dict(minutes=args.minutes, clock=args.clock, seed=args.seed)
     tps = profile({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids, args.seed)
     speed = tps["modern recipe"] / tps["notebook 08 preset"]

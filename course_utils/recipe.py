@@ -4,7 +4,8 @@ modern``.
 * :data:`CHANGES` -- every change the ablation (``course_utils.ablation``) measures, as GPTConfig / TrainSettings
   changes; :func:`combine` adds several up.
 * :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), and the dropout
-  and weight decay chosen from the number of training tokens per parameter (:func:`regularisation`).
+  and weight decay chosen from the number of training tokens per parameter and the passes the budget makes over
+  the text (:func:`regularisation`).
 * :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
   ``restore()`` puts them back at the end, so the final model is never one that got worse.
 
@@ -54,31 +55,43 @@ def combine(names: list[str]) -> tuple[dict, dict]:
     return cfg, st
 
 
-def regularisation(train_tokens: int, n_params: int) -> tuple[float, float]:
-    """(dropout, weight decay) from the training tokens per parameter r = train_tokens / n_params.
+# A run that reads its text fewer times than this gets no dropout, whatever its tokens per parameter. Measured with
+# ``benchmarks/bench_modern.py --train-chars``-style runs (5 minutes, 2 threads, Wikipedia text cut to 1,000,000 and
+# 250,000 training characters): at 2.2 and 8.6 passes, dropout 0.1 and 0.2 lost to no dropout by 0.09 and 0.15
+# nats/char, partly because dropout makes every step slower. Beyond 10 passes nothing was measured; the rule by
+# tokens per parameter applies there.
+DROPOUT_FROM_PASSES = 10.0
 
-    A text with many tokens per parameter is hardly repeated in a short run: no dropout. A small text is seen
-    many times and the model starts to memorise it: dropout and stronger weight decay. Thresholds:
-    r >= 3: (0.0, 0.1); 1 <= r < 3: (0.1, 0.1); r < 1: (0.2, 0.2).
+
+def regularisation(train_tokens: int, n_params: int, budget_tokens: int | None = None) -> tuple[float, float]:
+    """(dropout, weight decay) from the training tokens per parameter r = train_tokens / n_params and, when the
+    budget is known, from the passes the run will make over its text, budget_tokens / train_tokens.
+
+    A text with many tokens per parameter is hardly repeated: no dropout. A small text is seen many times and the
+    model starts to memorise it: dropout and stronger weight decay. Thresholds: r >= 3: (0.0, 0.1);
+    1 <= r < 3: (0.1, 0.1); r < 1: (0.2, 0.2). But memorising takes repetition: a run that makes fewer than
+    ``DROPOUT_FROM_PASSES`` passes over the text keeps the weight decay and drops the dropout.
     """
     if train_tokens < 1 or n_params < 1:
         raise ValueError(f"train_tokens and n_params should be positive, got {train_tokens}, {n_params}")
+    if budget_tokens is not None and budget_tokens < 1:
+        raise ValueError(f"budget_tokens should be positive (the tokens the run will train on), got {budget_tokens}")
     r = train_tokens / n_params
-    if r >= 3:
-        return 0.0, 0.1
-    if r >= 1:
-        return 0.1, 0.1
-    return 0.2, 0.2
+    dropout, wd = (0.0, 0.1) if r >= 3 else (0.1, 0.1) if r >= 1 else (0.2, 0.2)
+    if budget_tokens is not None and budget_tokens / train_tokens < DROPOUT_FROM_PASSES:
+        dropout = 0.0
+    return dropout, wd
 
 
-def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu"
-                  ) -> tuple[GPTConfig, TrainSettings]:
-    """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens``."""
+def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu",
+                  budget_tokens: int | None = None) -> tuple[GPTConfig, TrainSettings]:
+    """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens`` and, when
+    given, for the ``budget_tokens`` the run will train on (see :func:`regularisation`)."""
     cfg, st = preset(vocab_size, device)
     cfg_ch, st_ch = combine(list(RECIPE))
     cfg = replace(cfg, **cfg_ch)
     st = replace(st, **st_ch, eval_batches=max(st.eval_batches, 8))
-    dropout, wd = regularisation(train_tokens, param_count(cfg))
+    dropout, wd = regularisation(train_tokens, param_count(cfg), budget_tokens)
     return replace(cfg, dropout=dropout), replace(st, weight_decay=wd)
 
 

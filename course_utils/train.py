@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from . import distributed, modern, runtime
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch, train_val_split
-from .model import MiniGPT, filled_config, is_modern
+from .model import GPTConfig, MiniGPT, filled_config, is_modern
 from .recipe import KeepBest, modern_preset
 from .settings import TrainSettings, lr_at, preset
 from .tokenizers import CharTokenizer
@@ -142,7 +142,8 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
                  warmup: int = 3, device: torch.device | str = "cpu") -> dict[str, float]:
     """Milliseconds per training step, part by part, as ``train`` runs them: {"data", "forward", "backward",
     "clip", "optimizer", "evaluation", "total"}. "evaluation" is one evaluation of ``settings.eval_batches``
-    batches, shared out over the ``eval_interval`` steps between evaluations (0 with a time-based interval).
+    batches shared out over the steps between two evaluations (``eval_interval`` steps, or as many as fit in
+    ``eval_seconds``); 0 when the settings evaluate only at the end.
 
     Trains ``model`` for ``warmup + steps`` steps at the peak learning rate (the weights change: profile a copy).
     Each part is timed on its own clock (``time.perf_counter``, after ``runtime.synchronize``), so a GPU's
@@ -182,14 +183,27 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
             timed("clip", lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), settings.grad_clip), count)
         timed("optimizer", opt.step, count)
     evaluation = 0.0
-    if settings.eval_interval:
+    if settings.eval_interval or settings.eval_seconds:
         t0 = time.perf_counter()
         estimate_loss(model, train_ids, settings.batch_size, settings.eval_batches, dev)
         runtime.synchronize(dev)
-        evaluation = (time.perf_counter() - t0) * 1000 / settings.eval_interval
+        one_eval = (time.perf_counter() - t0) * 1000
+        if settings.eval_interval:
+            evaluation = one_eval / settings.eval_interval
+        else:                               # one evaluation every eval_seconds of training steps
+            evaluation = one_eval * sum(parts.values()) / (settings.eval_seconds * 1000)
     parts["evaluation"] = evaluation
     parts["total"] = sum(parts.values())
     return parts
+
+
+def expected_tokens(cfg: GPTConfig, settings: TrainSettings, train_ids: torch.Tensor, minutes: float,
+                    device: torch.device | str = "cpu", steps: int = 3) -> int:
+    """The training tokens a run of ``minutes`` will process, from a short :func:`profile_step` of a fresh model
+    (``steps`` timed steps after one warm-up; a few seconds on a CPU). The global random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        ms = profile_step(MiniGPT(cfg), train_ids, settings, steps=steps, warmup=1, device=device)["total"]
+    return int(minutes * 60_000 / ms * settings.batch_size * cfg.block_size)
 
 
 # ---- the loop -----------------------------------------------------------------------------------------------------
@@ -498,6 +512,17 @@ def _check_out(out: Path) -> None:
                            f"you can write to")
 
 
+def _saved_dropout(out: Path) -> float | None:
+    """The dropout of the model saved at ``out``; None when there is no readable checkpoint there (then
+    :func:`_check_resume` says what is wrong with it)."""
+    if not out.exists():
+        return None
+    try:
+        return float(filled_config(load_checkpoint(out)["config"])["dropout"])
+    except (ValueError, RuntimeError, OSError, KeyError, TypeError):
+        return None
+
+
 def _check_resume(out: Path, tok: CharTokenizer, model: MiniGPT, minutes: float) -> None:
     """--resume with a checkpoint that cannot continue on this text and budget: a clear error before training."""
     try:
@@ -546,8 +571,17 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
     tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train_ids, val_ids = train_val_split(ids, args.val_fraction)
-    if args.recipe == "modern":
+    budget = None
+    if args.recipe == "modern":      # regularised for the text and for the passes the budget makes over it
         cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev)
+        saved_dropout = _saved_dropout(Path(args.out)) if args.resume else None
+        if saved_dropout is not None:       # a resumed run goes on with the model it saved, dropout included
+            cfg = replace(cfg, dropout=saved_dropout)
+        else:
+            block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
+            world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun's processes each train on their own batch
+            budget = world * expected_tokens(replace(cfg, block_size=block), st, train_ids, args.minutes, dev)
+            cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev, budget_tokens=budget)
     else:
         cfg, st = preset(tok.vocab_size, dev)
     block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
@@ -568,8 +602,10 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
     keeper = None
     if args.recipe == "modern":
         keeper = KeepBest(model)
-        say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter -> dropout "
-            f"{cfg.dropout}, weight decay {st.weight_decay}", flush=True)
+        passes = (f"about {budget / len(train_ids):.1f} passes over them in {args.minutes:g} min" if budget
+                  else "dropout as the checkpoint was trained")
+        say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter, {passes} -> "
+            f"dropout {cfg.dropout}, weight decay {st.weight_decay}", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
                 resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
                 resume_hint="--resume", callback=keeper)

@@ -5,6 +5,7 @@ line."""
 from __future__ import annotations
 
 import math
+import re
 import statistics
 
 import pytest
@@ -147,6 +148,19 @@ def test_regularisation_by_tokens_per_parameter():
         recipe.regularisation(0, 10)
 
 
+def test_regularisation_drops_dropout_for_a_run_that_reads_its_text_a_few_times():
+    passes = recipe.DROPOUT_FROM_PASSES
+    small, big = 500_000, 1_000_000                 # r = 0.5: (0.2, 0.2) when the run is long enough
+    assert recipe.regularisation(small, big, budget_tokens=int(passes * small)) == (0.2, 0.2)
+    assert recipe.regularisation(small, big, budget_tokens=int(passes * small) - 1) == (0.0, 0.2)
+    assert recipe.regularisation(1_500_000, big, budget_tokens=2_000_000) == (0.0, 0.1)
+    assert recipe.regularisation(3_000_000, big, budget_tokens=10**9) == (0.0, 0.1)
+    cfg, st = recipe.modern_preset(96, 200_000, budget_tokens=400_000)
+    assert (cfg.dropout, st.weight_decay) == (0.0, 0.2)
+    with pytest.raises(ValueError, match="budget_tokens should be positive"):
+        recipe.regularisation(small, big, budget_tokens=0)
+
+
 def test_modern_preset_has_the_recipe_and_adapts():
     big_cfg, big_st = recipe.modern_preset(96, 3_000_000)
     small_cfg, small_st = recipe.modern_preset(96, 200_000)
@@ -186,9 +200,15 @@ def test_command_line_recipe_modern(tmp_path, capsys):
     assert main(["--text", str(text), "--minutes", "0.05", "--out", str(out), "--recipe", "modern",
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    assert "recipe modern" in printed and "dropout 0.2" in printed and out.exists()
+    # about 20,000 training characters for 740,000 parameters: r < 1, weight decay 0.2; 3 seconds make a pass or
+    # two over them, too few to memorise: no dropout
+    m = re.search(r"recipe modern: ([\d.]+) training tokens per parameter, about ([\d.]+) passes over them in 0.05 "
+                  r"min -> dropout ([\d.]+), weight decay ([\d.]+)", printed)
+    assert m and float(m[1]) < 1 and float(m[4]) == 0.2 and out.exists(), printed
+    assert float(m[3]) == (0.2 if float(m[2]) >= recipe.DROPOUT_FROM_PASSES else 0.0)
     from course_utils.checkpoint import load_model
     model, tok, state = load_model(out)
+    assert model.config.dropout == float(m[3])
     assert model.config.pos == "rope" and model.config.mlp == "relu2" and not model.config.tied
     assert model.config.n_kv_heads == 2 and model.config.qk_norm
     with pytest.raises(SystemExit):

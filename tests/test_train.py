@@ -13,11 +13,21 @@ import pytest
 import torch
 
 from course_utils import checkpoint as ckpt_mod
+from course_utils import train as train_mod
 from course_utils.checkpoint import load_checkpoint, load_model, save_checkpoint
 from course_utils.data import small_corpus
 from course_utils.model import GPTConfig, MiniGPT
 from course_utils.tokenizers import CharTokenizer
-from course_utils.train import TrainSettings, estimate_loss, evaluate, lr_at, main, profile_step, train
+from course_utils.train import (
+    TrainSettings,
+    estimate_loss,
+    evaluate,
+    expected_tokens,
+    lr_at,
+    main,
+    profile_step,
+    train,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 TEXT = (small_corpus("animals") + " ") * 25
@@ -306,7 +316,28 @@ def test_profile_step_times_each_part_of_the_step_train_runs(extra):
     # it really trained: 32 steps at the peak learning rate moved every weight and lowered the loss
     assert all(not torch.equal(b, p) for b, p in zip(before, m.parameters(), strict=True))
     assert estimate_loss(m, va, 8, 4) < loss0 - 0.3
-    no_clip = profile_step(_model(tok), tr, _settings(grad_clip=0.0, eval_interval=None, eval_seconds=5), steps=2)
+    no_clip = profile_step(_model(tok), tr, _settings(grad_clip=0.0, eval_interval=None), steps=2)
     assert no_clip["clip"] == 0 and no_clip["evaluation"] == 0
+    timed = profile_step(_model(tok), tr, _settings(eval_interval=None, eval_seconds=0.001), steps=2)
+    assert timed["evaluation"] > timed["forward"]       # an evaluation of 2 batches after every step: the larger
     with pytest.raises(ValueError, match="steps should be >= 1"):
         profile_step(m, tr, _settings(), steps=0)
+
+
+def test_expected_tokens_is_the_budget_over_the_profiled_step_time(monkeypatch):
+    tok, tr, va = _data()
+    cfg = _model(tok).config
+    calls = []
+
+    def fake_profile(model, ids, settings, steps, warmup, device):
+        calls.append((steps, warmup))
+        torch.rand(5)                                      # uses the global random state, as a real step does
+        return {"total": 250.0}                            # ms per step
+
+    monkeypatch.setattr(train_mod, "profile_step", fake_profile)
+    torch.manual_seed(7)
+    want_next = torch.rand(3)
+    torch.manual_seed(7)
+    n = expected_tokens(cfg, _settings(batch_size=8), tr, minutes=0.5)
+    assert n == 30_000 / 250 * 8 * 16 and calls == [(3, 1)]          # 120 steps of 8 x 16 tokens
+    assert torch.equal(torch.rand(3), want_next)                      # the random state is as it was
