@@ -18,7 +18,9 @@ Command line (any UTF-8 text file, character level)::
                                  [--recipe gpt2|modern]
 
 ``--recipe modern`` trains notebook 15's recipe (course_utils.recipe) and keeps the weights with the best
-validation loss.
+validation loss; it first times a few steps (``expected_tokens``) to count the passes the budget makes over the text.
+
+``profile_step`` times one training step part by part (data, forward, backward, clipping, optimizer, evaluation).
 """
 
 from __future__ import annotations
