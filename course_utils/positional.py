@@ -127,7 +127,9 @@ def apply_rope(x: torch.Tensor, positions: torch.Tensor | None = None, base: flo
         return torch.stack([x_even * cos - x_odd * sin, x_even * sin + x_odd * cos], dim=-1).flatten(-2)
     # pair (x_2i, x_2i+1) as the complex number z = x_2i + i x_2i+1: rotating it by the angle a is z e^(ia),
     # whose real and imaginary parts are x_2i cos a - x_2i+1 sin a and x_2i sin a + x_2i+1 cos a.
-    z = torch.view_as_complex(x.to(wide).reshape(*x.shape[:-1], d // 2, 2))
+    # Contiguous first: the CPU's vectorised and scalar complex products round differently, and the same x should
+    # give the same bits whatever its memory layout (attention passes transposed heads).
+    z = torch.view_as_complex(x.to(wide).contiguous().view(*x.shape[:-1], d // 2, 2))
     return torch.view_as_real(z * rotation).flatten(-2).to(x.dtype)
 
 
