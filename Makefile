@@ -34,6 +34,7 @@ $(STAMP): requirements.txt pyproject.toml | $(BIN)/python
 setup: $(STAMP)
 	@$(BIN)/python -m course_utils.real_tokenizers fetch || true  # GPT-2/GPT-4 rank files for notebook 10 (no-op when present)
 	@$(BIN)/python -m course_utils.gguf_file fetch || true  # SmolLM2-135M-Instruct's GGUF file for Part 3 (no-op when verified)
+	@$(BIN)/python -m course_utils.shakespeare fetch || true  # the second text of bench_modern.py --text shakespeare (no-op when verified)
 
 lab: setup
 	$(BIN)/jupyter lab --ServerApp.ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ROOT_FLAG)
