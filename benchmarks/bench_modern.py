@@ -1,12 +1,14 @@
 """The modern recipe against notebook 08's preset, trained for the same minutes in the same run (notebook 15).
 
     python benchmarks/bench_modern.py [--minutes 5] [--clock wall|process] [--threads N] [--seed 0] [--profile-only]
-                                      [--train-chars N]
+                                      [--text wikipedia|shakespeare] [--train-chars N] [--set NAME=VALUE ...]
+                                      [--no-preset] [--csv PATH]
 
 Trains notebook 08's CPU preset (``train.preset``), then the modern recipe (``recipe.modern_preset``: the same
 sizes with RoPE, RMSNorm, ReLU², QK-norm, untied output, zero-init, GQA, no biases, warm-up-stable-decay and
-Muon), each for the same budget on the Wikipedia text, back to back in this process; scores both on the whole
-validation split of the scoreboard (``train.evaluate``) and prints:
+Muon, its dropout and batch chosen from the budget as ``--recipe modern`` does), each for the same budget on the
+Wikipedia text, back to back in this process; scores both on the whole validation split of the scoreboard
+(``train.evaluate``) and prints:
 
 * one training step of each, part by part (``train.profile_step``: data, forward, backward, clipping, optimizer,
   evaluation), in milliseconds, and the recipe's training tokens per second as a ratio to the preset's
@@ -21,12 +23,20 @@ On a machine shared with other programs use ``--clock process --threads 1``: the
 this process on one thread, which other programs do not take away. Nothing is asserted about time.
 ``--profile-only`` prints the step profile and stops (half a minute). ``--train-chars 1000000`` trains both on the
 first million training characters only: a small text that a five-minute run reads two or three times (the regime
-in which the recipe's regularisation rule matters).
+in which the recipe's regularisation rule matters). ``--text shakespeare`` trains and scores both on the course's
+second text instead (``course_utils.shakespeare``: eight tragedies, 1.16 million characters, same split).
+
+Tuning: ``--set batch_size=64`` changes a setting of the recipe (a field of GPTConfig or TrainSettings; repeat it
+for several), ``--no-preset`` trains the recipe only, and ``--csv data/recipe_tuning.csv`` appends one row per
+trained model (its settings, seed, budget, threads, steps, tokens per second, validation loss), the table notebook
+15 reads.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import datetime
 import math
 import platform
 import sys
@@ -38,9 +48,9 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from course_utils import runtime, scoreboard, sizing  # noqa: E402
+from course_utils import runtime, scoreboard, shakespeare, sizing  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
-from course_utils.recipe import KeepBest, modern_preset  # noqa: E402
+from course_utils.recipe import KeepBest, modern_preset, override  # noqa: E402
 from course_utils.train import evaluate, expected_tokens, preset, profile_step, train  # noqa: E402
 
 TARGET = 0.93          # the recipe's validation loss / the preset's, same minutes
@@ -79,7 +89,33 @@ def run(name, cfg, st, train_ids, val_ids, seed, keep_best=False):
     tokens = res.step * st.batch_size * cfg.block_size
     print(f"  {name}: {model.num_params():,} params, {res.step} steps, {tokens:,} tokens in {cpu_s:.0f} CPU s "
           f"({wall_s:.0f} s wall); validation {val:.4f} nats/char = {val / math.log(2):.4f} bits/char", flush=True)
-    return dict(val=val, tokens=tokens, cpu_s=cpu_s, wall_s=wall_s, train_s=res.elapsed, cfg=cfg)
+    return dict(val=val, tokens=tokens, cpu_s=cpu_s, wall_s=wall_s, train_s=res.elapsed, cfg=cfg, steps=res.step,
+                weight_decay=st.weight_decay)
+
+
+CSV_FIELDS = ["date", "text", "model", "settings", "seed", "minutes", "clock", "threads", "train_chars", "peak_gflops",
+              "steps", "tokens", "train_s", "tokens_per_s", "dropout", "weight_decay", "val_nats", "val_bits"]
+
+
+def write_rows(path: Path, results: dict, args, threads: int, peak: float, train_chars: int) -> None:
+    """Append one row per trained model to the CSV ``path`` (header written when the file is new)."""
+    new_file = not path.exists()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=CSV_FIELDS, lineterminator="\n")
+        if new_file:
+            w.writeheader()
+        for name, r in results.items():
+            recipe = name == "modern recipe"
+            w.writerow(dict(date=datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), text=args.text,
+                            model="recipe" if recipe else "preset",
+                            settings=" ".join(args.set) if recipe and args.set else "-", seed=args.seed,
+                            minutes=args.minutes, clock=args.clock, threads=threads, train_chars=train_chars,
+                            peak_gflops=round(peak / 1e9, 1), steps=r["steps"], tokens=r["tokens"],
+                            train_s=round(r["train_s"], 1), tokens_per_s=round(r["tokens"] / r["train_s"]),
+                            dropout=r["cfg"].dropout, weight_decay=r["weight_decay"], val_nats=round(r["val"], 5),
+                            val_bits=round(r["val"] / math.log(2), 5)))
+    print(f"appended {len(results)} row(s) to {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,8 +125,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--profile-only", action="store_true", help="print the step profile only")
+    p.add_argument("--text", choices=("wikipedia", "shakespeare"), default="wikipedia",
+                   help="the Wikipedia text (default) or the second text, eight Shakespeare tragedies (make setup "
+                        "caches it)")
     p.add_argument("--train-chars", type=int, default=None,
                    help="train on the first N characters of the training split only (the small-text regime)")
+    p.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                   help="change a setting of the recipe, e.g. batch_size=64 or muon_lr=0.1 (repeatable)")
+    p.add_argument("--no-preset", action="store_true", help="train the recipe only (no profile, no ratio)")
+    p.add_argument("--csv", default=None, help="append one row per trained model to this CSV")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -100,28 +143,49 @@ def main(argv: list[str] | None = None) -> int:
     print(f"peak: {peak / 1e9:.0f} GFLOP/s (the best 1024 x 1024 fp32 matrix product on {threads} threads)")
     print(f"budget: {args.minutes:g} min of {'wall-clock time' if args.clock == 'wall' else 'CPU time of this process'}"
           f" per model, back to back")
-    tok, train_ids, val_ids = scoreboard.wiki_char_data()
+    try:
+        tok, train_ids, val_ids = (scoreboard.wiki_char_data() if args.text == "wikipedia"
+                                   else shakespeare.char_data())
+    except (FileNotFoundError, RuntimeError) as e:
+        p.error(str(e))
     if args.train_chars is not None:
         if not 1_000 <= args.train_chars <= len(train_ids):
             p.error(f"--train-chars should be between 1,000 and {len(train_ids):,}, got {args.train_chars:,}")
         train_ids = train_ids[:args.train_chars]
-    print(f"text: {len(train_ids):,} training characters of the Wikipedia text, all {len(val_ids):,} validation "
+    what = "the Wikipedia text" if args.text == "wikipedia" else "eight Shakespeare tragedies"
+    print(f"text: {len(train_ids):,} training characters of {what}, all {len(val_ids):,} validation "
           f"characters scored")
     cfg0, st0 = preset(tok.vocab_size, "cpu")
     cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu")
     budget = expected_tokens(cfg1, st1, train_ids, args.minutes)        # as --recipe modern does
     cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu", budget_tokens=budget)
-    print(f"recipe: about {budget / len(train_ids):.1f} passes over the text -> dropout {cfg1.dropout}, "
-          f"weight decay {st1.weight_decay}")
+    try:
+        cfg1, st1 = override(cfg1, st1, args.set)
+    except ValueError as e:
+        p.error(f"--set {e}")
+    if args.set:
+        print(f"recipe changed by --set: {', '.join(args.set)}")
+    print(f"recipe: about {budget:,} tokens = {budget / len(train_ids):.1f} passes over the text -> dropout "
+          f"{cfg1.dropout}, weight decay {st1.weight_decay}, batch {st1.batch_size}")
     common = dict(minutes=args.minutes, clock=args.clock, seed=args.seed)
-    tps = profile({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids, args.seed)
-    speed = tps["modern recipe"] / tps["notebook 08 preset"]
-    print(f"modern / preset training tokens per second (profiled step): {speed:.2f}x "
-          f"(target >= {SPEED_TARGET}: {'met' if speed >= SPEED_TARGET else 'NOT met'})", flush=True)
+    if not args.no_preset:
+        tps = profile({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids, args.seed)
+        speed = tps["modern recipe"] / tps["notebook 08 preset"]
+        print(f"modern / preset training tokens per second (profiled step): {speed:.2f}x "
+              f"(target >= {SPEED_TARGET}: {'met' if speed >= SPEED_TARGET else 'NOT met'})", flush=True)
     if args.profile_only:
         return 0
-    base = run("notebook 08 preset", cfg0, replace(st0, **common), train_ids, val_ids, args.seed)
-    new = run("modern recipe", cfg1, replace(st1, **common), train_ids, val_ids, args.seed, keep_best=True)
+    results = {}
+    if not args.no_preset:
+        results["notebook 08 preset"] = run("notebook 08 preset", cfg0, replace(st0, **common), train_ids, val_ids,
+                                            args.seed)
+    results["modern recipe"] = run("modern recipe", cfg1, replace(st1, **common), train_ids, val_ids, args.seed,
+                                   keep_best=True)
+    if args.csv:
+        write_rows(Path(args.csv), results, args, threads, peak, len(train_ids))
+    if args.no_preset:
+        return 0
+    base, new = results["notebook 08 preset"], results["modern recipe"]
     ratio = new["val"] / base["val"]
     verdict = "met" if ratio <= TARGET else "NOT met"
     print(f"modern / preset validation loss: {ratio:.3f}x (target <= {TARGET}: {verdict})")

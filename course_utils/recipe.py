@@ -3,9 +3,9 @@ modern``.
 
 * :data:`CHANGES` -- every change the ablation (``course_utils.ablation``) measures, as GPTConfig / TrainSettings
   changes; :func:`combine` adds several up.
-* :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), and the dropout
-  and weight decay chosen from the number of training tokens per parameter and the passes the budget makes over
-  the text (:func:`regularisation`).
+* :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), the dropout and
+  weight decay chosen from the number of training tokens per parameter and the passes the budget makes over the
+  text (:func:`regularisation`), and a batch chosen from the budget (:func:`batch_for`).
 * :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
   ``restore()`` puts them back at the end, so the final model is never one that got worse.
 
@@ -16,7 +16,7 @@ modern`` and ``course_utils.ablation`` for the list of changes; neither is impor
 from __future__ import annotations
 
 import copy
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import torch
 
@@ -55,6 +55,26 @@ def combine(names: list[str]) -> tuple[dict, dict]:
     return cfg, st
 
 
+# The recipe's batch on a CPU depends on its budget, tuned after the ablation at the benchmark's protocol
+# (data/recipe_tuning.csv, written by ``benchmarks/bench_modern.py --csv``: wall-clock minutes on 2 threads, Wikipedia
+# text). Muon's Newton-Schulz costs the same per step whatever the batch, so a larger batch spreads it over more
+# tokens; but a larger batch also means fewer steps. In five minutes (about 5 million tokens) batch 128 won (of 32,
+# 64, 128 and 256 on seeds 0 and 1; confirmed against 32 on seeds 2 and 3); in one minute (about 1 million) batch 32
+# beat 128. The rule below picks the winner at both budgets; between them it is not measured. A CUDA GPU keeps the
+# preset's batch (not measured there), and so does a run whose budget is not known.
+BATCH_SIZES = (32, 64, 128)
+MIN_STEPS = 500
+
+
+def batch_for(budget_tokens: int, block_size: int) -> int:
+    """The largest of ``BATCH_SIZES`` with which a run of ``budget_tokens`` tokens still makes at least
+    ``MIN_STEPS`` steps of ``batch x block_size`` tokens; the smallest when none does."""
+    if budget_tokens < 1 or block_size < 1:
+        raise ValueError(f"budget_tokens and block_size should be positive, got {budget_tokens}, {block_size}")
+    fits = [b for b in BATCH_SIZES if budget_tokens // (b * block_size) >= MIN_STEPS]
+    return max(fits) if fits else min(BATCH_SIZES)
+
+
 # A run that reads its text fewer times than this gets no dropout, whatever its tokens per parameter. Measured with
 # ``benchmarks/bench_modern.py --train-chars``-style runs (5 minutes, 2 threads, Wikipedia text cut to 1,000,000 and
 # 250,000 training characters): at 2.2 and 8.6 passes, dropout 0.1 and 0.2 lost to no dropout by 0.09 and 0.15
@@ -84,15 +104,50 @@ def regularisation(train_tokens: int, n_params: int, budget_tokens: int | None =
 
 
 def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu",
-                  budget_tokens: int | None = None) -> tuple[GPTConfig, TrainSettings]:
-    """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens`` and, when
-    given, for the ``budget_tokens`` the run will train on (see :func:`regularisation`)."""
+                  budget_tokens: int | None = None, world_size: int = 1) -> tuple[GPTConfig, TrainSettings]:
+    """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens``. When the
+    ``budget_tokens`` the run will train on is given (all ``world_size`` processes together), the regularisation
+    also depends on the passes over the text (see :func:`regularisation`), and on a CPU the batch on the steps each
+    process will make (:func:`batch_for`)."""
+    if world_size < 1:
+        raise ValueError(f"world_size should be >= 1 (the processes training together), got {world_size}")
     cfg, st = preset(vocab_size, device)
     cfg_ch, st_ch = combine(list(RECIPE))
     cfg = replace(cfg, **cfg_ch)
     st = replace(st, **st_ch, eval_batches=max(st.eval_batches, 8))
+    if budget_tokens is not None and torch.device(device).type != "cuda":
+        st = replace(st, batch_size=batch_for(budget_tokens // world_size, cfg.block_size))
     dropout, wd = regularisation(train_tokens, param_count(cfg), budget_tokens)
     return replace(cfg, dropout=dropout), replace(st, weight_decay=wd)
+
+
+def override(cfg: GPTConfig, st: TrainSettings, specs: list[str]) -> tuple[GPTConfig, TrainSettings]:
+    """``cfg`` and ``st`` with fields set from "name=value" strings (``bench_modern.py --set batch_size=64``): a
+    name of GPTConfig or TrainSettings, the value converted to the type of the field's current value."""
+    cfg_names, st_names = {f.name for f in fields(GPTConfig)}, {f.name for f in fields(TrainSettings)}
+    cfg_ch, st_ch = {}, {}
+    for spec in specs:
+        name, eq, text = spec.partition("=")
+        name, text = name.strip(), text.strip()
+        if not eq or not name or not text:
+            raise ValueError(f"{spec!r}: give name=value, e.g. batch_size=64")
+        if name not in cfg_names | st_names:
+            known = ", ".join(sorted(cfg_names | st_names))
+            raise ValueError(f"{spec!r}: {name!r} is not a setting; settings: {known}")
+        old = getattr(cfg, name) if name in cfg_names else getattr(st, name)
+        try:
+            if isinstance(old, bool):
+                if text.lower() not in ("true", "false"):
+                    raise ValueError
+                value = text.lower() == "true"
+            elif old is None:
+                value = None if text.lower() == "none" else float(text) if "." in text or "e" in text else int(text)
+            else:
+                value = type(old)(text)
+        except ValueError:
+            raise ValueError(f"{spec!r}: {text!r} is not a {type(old).__name__} (the type of {name})") from None
+        (cfg_ch if name in cfg_names else st_ch)[name] = value
+    return replace(cfg, **cfg_ch), replace(st, **st_ch)
 
 
 class KeepBest:

@@ -583,7 +583,7 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
             block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
             world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun's processes each train on their own batch
             budget = world * expected_tokens(replace(cfg, block_size=block), st, train_ids, args.minutes, dev)
-            cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev, budget_tokens=budget)
+            cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev, budget_tokens=budget, world_size=world)
     else:
         cfg, st = preset(tok.vocab_size, dev)
     block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
@@ -607,7 +607,7 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         passes = (f"about {budget / len(train_ids):.1f} passes over them in {args.minutes:g} min" if budget
                   else "dropout as the checkpoint was trained")
         say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter, {passes} -> "
-            f"dropout {cfg.dropout}, weight decay {st.weight_decay}", flush=True)
+            f"dropout {cfg.dropout}, weight decay {st.weight_decay}, batch {st.batch_size}", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
                 resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
                 resume_hint="--resume", callback=keeper)

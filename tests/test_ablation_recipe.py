@@ -40,6 +40,14 @@ def test_summary_verdicts_use_twice_the_pooled_standard_error():
     assert "| rope |" in ablation.table(list(s.values()))
 
 
+def test_two_se_is_the_pooled_rule():
+    # variances 0.0002 and 0.00005 over 2 values each: 2 sqrt(0.0001 + 0.000025)
+    assert ablation.two_se([3.00, 3.02], [2.90, 2.91]) == pytest.approx(2 * math.sqrt(0.000125))
+    assert ablation.two_se([1.0, 1.0], [2.0, 2.0]) == 0.0
+    with pytest.raises(ValueError, match="at least two values"):
+        ablation.two_se([1.0], [1.0, 2.0])
+
+
 def test_combine_and_unknown_change():
     cfg, st = combine(["rope", "muon", "wsd"])
     assert cfg == {"pos": "rope"} and st["optimizer"] == "muon" and st["schedule"] == "wsd"
@@ -164,7 +172,7 @@ def test_regularisation_drops_dropout_for_a_run_that_reads_its_text_a_few_times(
 def test_modern_preset_has_the_recipe_and_adapts():
     big_cfg, big_st = recipe.modern_preset(96, 3_000_000)
     small_cfg, small_st = recipe.modern_preset(96, 200_000)
-    base, _ = preset(96)
+    base, base_st = preset(96)
     assert (big_cfg.d_model, big_cfg.n_layers, big_cfg.block_size) == (base.d_model, base.n_layers, base.block_size)
     cfg_ch, st_ch = combine(list(recipe.RECIPE))
     for k, v in cfg_ch.items():
@@ -172,6 +180,28 @@ def test_modern_preset_has_the_recipe_and_adapts():
     for k, v in st_ch.items():
         assert getattr(big_st, k) == v
     assert big_cfg.dropout == 0.0 and small_cfg.dropout == 0.2 and small_st.weight_decay == 0.2
+    assert big_st.batch_size == base_st.batch_size                 # budget unknown: the preset's batch
+    five_min = recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000)[1]
+    assert five_min.batch_size == 128 and five_min.weight_decay == 0.1
+    assert recipe.modern_preset(96, 3_000_000, budget_tokens=1_000_000)[1].batch_size == 32
+    # two processes share the budget: each makes half the steps, so the batch is the one for half the tokens
+    assert recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000, world_size=2)[1].batch_size == 64
+    gpu_base, gpu_st = preset(96, "cuda")[1], recipe.modern_preset(96, 3_000_000, "cuda", budget_tokens=10**9)[1]
+    assert gpu_st.batch_size == gpu_base.batch_size                  # not tuned on a GPU: the preset's batch
+    with pytest.raises(ValueError, match="world_size should be >= 1"):
+        recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000, world_size=0)
+
+
+def test_batch_for_takes_the_largest_batch_that_still_makes_enough_steps():
+    steps, block = recipe.MIN_STEPS, 64
+    assert recipe.batch_for(steps * 128 * block, block) == 128
+    assert recipe.batch_for(steps * 128 * block - 1, block) == 64
+    assert recipe.batch_for(steps * 64 * block - 1, block) == 32
+    assert recipe.batch_for(1, block) == 32 == min(recipe.BATCH_SIZES)         # too short for any: the smallest
+    assert recipe.batch_for(10**12, block) == 128 == max(recipe.BATCH_SIZES)
+    assert recipe.batch_for(steps * 128 * 32, 32) == 128                        # steps count windows of the block
+    with pytest.raises(ValueError, match="should be positive"):
+        recipe.batch_for(0, block)
 
 
 def test_keep_best_restores_the_best_weights():
@@ -203,8 +233,9 @@ def test_command_line_recipe_modern(tmp_path, capsys):
     # about 20,000 training characters for 740,000 parameters: r < 1, weight decay 0.2; 3 seconds make a pass or
     # two over them, too few to memorise: no dropout
     m = re.search(r"recipe modern: ([\d.]+) training tokens per parameter, about ([\d.]+) passes over them in 0.05 "
-                  r"min -> dropout ([\d.]+), weight decay ([\d.]+)", printed)
+                  r"min -> dropout ([\d.]+), weight decay ([\d.]+), batch (\d+)", printed)
     assert m and float(m[1]) < 1 and float(m[4]) == 0.2 and out.exists(), printed
+    assert int(m[5]) == 32                       # 3 seconds are far fewer tokens than 500 steps of a larger batch
     assert float(m[3]) == (0.2 if float(m[2]) >= recipe.DROPOUT_FROM_PASSES else 0.0)
     from course_utils.checkpoint import load_model
     model, tok, state = load_model(out)
@@ -213,3 +244,48 @@ def test_command_line_recipe_modern(tmp_path, capsys):
     assert model.config.n_kv_heads == 2 and model.config.qk_norm
     with pytest.raises(SystemExit):
         main(["--text", str(text), "--minutes", "1", "--recipe", "llama"])
+
+
+def test_override_sets_fields_of_either_dataclass_with_their_types():
+    cfg, st = recipe.modern_preset(96, 3_000_000)
+    cfg2, st2 = recipe.override(cfg, st, ["batch_size=128", "muon_lr=0.1", "d_model=192", "bias=true",
+                                          "n_kv_heads=4", "schedule=cosine"])
+    assert (st2.batch_size, st2.muon_lr, st2.schedule) == (128, 0.1, "cosine")
+    assert (cfg2.d_model, cfg2.bias, cfg2.n_kv_heads) == (192, True, 4)
+    assert type(st2.batch_size) is int and type(st2.muon_lr) is float
+    assert recipe.override(cfg, st, []) == (cfg, st)
+    assert recipe.modern_preset(96, 3_000_000) == (cfg, st)            # the inputs are not changed in place
+    for spec, msg in [("batch_size", "name=value"), ("width=3", "'width' is not a setting"),
+                      ("batch_size=6x4", "not a int"), ("bias=maybe", "not a bool"), ("=3", "name=value")]:
+        with pytest.raises(ValueError, match=msg):
+            recipe.override(cfg, st, [spec])
+    with pytest.raises(ValueError, match="batch_size should be >= 1"):      # the dataclasses' own checks still run
+        recipe.override(cfg, st, ["batch_size=0"])
+
+
+def test_the_stored_tuning_supports_the_batch_rule():
+    rows = ablation.read_tuning()
+    assert {(r["threads"], r["clock"]) for r in rows} == {(2, "wall")}             # one protocol ...
+    assert {r["minutes"] for r in rows} == {1.0, 5.0}                             # ... at two budgets
+
+    def runs(batch, seeds, minutes=5.0, text="wikipedia", model="recipe"):
+        settings = "-" if batch is None else f"batch_size={batch}"
+        rs = [r for r in rows if (r["model"], r["settings"], r["text"], r["minutes"]) ==
+              (model, settings, text, minutes) and r["seed"] in seeds]
+        assert len(rs) == len(seeds), (batch, seeds, minutes, text, model)
+        return rs
+
+    def bits(*a, **k):
+        return statistics.fmean(r["val_bits"] for r in runs(*a, **k))
+
+    for minutes in (5.0, 1.0):
+        tried = {int(r["settings"].split("=")[1]) for r in rows
+                 if r["settings"].startswith("batch_size=") and r["minutes"] == minutes}
+        assert {32, 128} <= tried
+        best = min(tried, key=lambda b: bits(b, (0, 1), minutes))                  # the winner on seeds 0 and 1 ...
+        tokens = statistics.fmean(r["tokens"] for r in rows if r["minutes"] == minutes)
+        assert recipe.batch_for(int(tokens), 64) == best                           # ... is the rule's batch there
+    assert bits(128, (2, 3)) < bits(32, (2, 3))                                    # confirmed on fresh seeds
+    for text, seeds in (("wikipedia", (2, 3)), ("shakespeare", (0, 1))):            # the recipe against the preset
+        assert bits(128, seeds, text=text) < bits(None, seeds, text=text, model="preset")
+    assert {r["train_chars"] for r in rows if r["text"] == "shakespeare"} == {1_042_058}
