@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
           f" per model, back to back")
     try:
         tok, train_ids, val_ids = (scoreboard.wiki_char_data() if args.text == "wikipedia"
-                                   else shakespeare.char_data())
+                                   else scoreboard.char_data(shakespeare.text()))
     except (FileNotFoundError, RuntimeError) as e:
         p.error(str(e))
     if args.train_chars is not None:

@@ -20,14 +20,19 @@ from .tokenizers import CharTokenizer
 BIGRAM_KS = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 
 
-@functools.lru_cache(maxsize=4)
-def wiki_char_data(val_fraction: float = 0.1) -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
-    """(tokenizer built on the whole Wikipedia text, train ids, validation ids), ids as 1-D LongTensors."""
-    text = data.wiki_text()
+def char_data(text: str, val_fraction: float = 0.1) -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
+    """(character tokenizer built on the whole ``text``, train ids, validation ids), ids as 1-D LongTensors: the
+    course's one split, the last ``val_fraction`` of the text held out (``data.train_val_split``)."""
     tok = CharTokenizer(text)
     ids = torch.tensor(tok.encode(text), dtype=torch.long)
     train, val = data.train_val_split(ids, val_fraction)
     return tok, train, val
+
+
+@functools.lru_cache(maxsize=4)
+def wiki_char_data(val_fraction: float = 0.1) -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
+    """(tokenizer built on the whole Wikipedia text, train ids, validation ids), ids as 1-D LongTensors."""
+    return char_data(data.wiki_text(), val_fraction)
 
 
 @functools.lru_cache(maxsize=1)

