@@ -52,6 +52,44 @@ class LayerNorm(nn.Module):
         return (x - mean) / torch.sqrt(var + self.eps) * self.weight + self.bias
 
 
+class _RMSNormCPU(torch.autograd.Function):
+    """RMSNorm with its derivative written out, for float32/float64 tensors on a CPU. The same function as
+    ``F.rms_norm`` (tested equal, values and gradients), which on a CPU runs as a chain of small operations (square,
+    mean, rsqrt, two products) that autograd then differentiates one by one: this version makes fewer passes over
+    the activations and takes about half the time.
+
+    With r = 1 / sqrt(mean(x^2) + eps) per row, x_hat = x r and y = x_hat * g:
+        dL/dg = sum over rows of dy * x_hat
+        dL/dx = r * (dy * g - x_hat * mean(dy * g * x_hat))      (the second term: r depends on x too)
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+        d = x.shape[-1]
+        rstd = torch.linalg.vector_norm(x, dim=-1, keepdim=True).square_().div_(d).add_(eps).rsqrt_()   # (..., 1)
+        ctx.save_for_backward(x, rstd, weight)
+        return torch.mul(x, rstd).mul_(weight)
+
+    @staticmethod
+    def backward(ctx, dy: torch.Tensor):
+        x, rstd, weight = ctx.saved_tensors
+        d = x.shape[-1]
+        x_hat = x * rstd
+        dy_x_hat = dy * x_hat                                            # (..., d)
+        dweight = dy_x_hat.sum(dim=tuple(range(x.dim() - 1)))           # over every row, whatever the layout
+        mean_term = (dy_x_hat @ weight).unsqueeze(-1).div_(d)            # mean(dy * g * x_hat) per row: (..., 1)
+        dx = torch.addcmul(dy * weight, x_hat, mean_term, value=-1).mul_(rstd)
+        return dx, dweight, None
+
+
+def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm of x (..., d) with gain ``weight`` (d,): ``F.rms_norm``'s function; on a CPU (float32/float64) through
+    :class:`_RMSNormCPU`, elsewhere (a GPU, half precision) through PyTorch's own kernel."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64) and weight.dtype == x.dtype:
+        return _RMSNormCPU.apply(x, weight, eps)
+    return F.rms_norm(x, (x.shape[-1],), weight, eps)
+
+
 class RMSNorm(nn.Module):
     """RMSNorm(x) = x / sqrt(mean(x^2) + eps) * g over the last dim: (..., d) -> (..., d). Same as nn.RMSNorm."""
 
@@ -59,13 +97,13 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(d))   # g
         self.eps = eps
-        self.fast = fast
+        self.fast = fast   # the same function with its derivative written out (:func:`rms_norm`): faster training
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.shape[-1] != self.weight.shape[0]:
             raise ShapeError(f"RMSNorm expects (..., {self.weight.shape[0]}), got {tuple(x.shape)}")
         if self.fast:
-            return F.rms_norm(x, (x.shape[-1],), self.weight, self.eps)
+            return rms_norm(x, self.weight, self.eps)
         return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + self.eps) * self.weight
 
 
@@ -110,18 +148,18 @@ class SwiGLU(nn.Module):
 class _ReLUSquared(torch.autograd.Function):
     """y = relu(h)^2 with its derivative written out: dy/dh = 2 relu(h). The same function as
     ``F.relu(h).square()`` (tested equal, values and gradients); autograd's version runs the ReLU's and the
-    square's backward one after the other, this one a single product, a third of the time on a CPU."""
+    square's backward one after the other and allocates a new tensor at each, this one allocates one tensor each
+    way and works in place on it (on a CPU a fresh activation-sized tensor costs more than the arithmetic)."""
 
     @staticmethod
     def forward(ctx, h: torch.Tensor) -> torch.Tensor:
-        r = torch.relu(h)
-        ctx.save_for_backward(r)
-        return r * r
+        ctx.save_for_backward(h)
+        return torch.relu(h).square_()
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
-        (r,) = ctx.saved_tensors
-        return grad * r * 2
+        (h,) = ctx.saved_tensors
+        return torch.relu(h).mul_(grad).mul_(2)
 
 
 def relu_squared(h: torch.Tensor) -> torch.Tensor:

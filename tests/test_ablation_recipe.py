@@ -192,6 +192,15 @@ def test_modern_preset_has_the_recipe_and_adapts():
         recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000, world_size=0)
 
 
+def test_every_evaluation_reads_the_same_windows_whatever_the_batch():
+    for budget in (None, 1_000_000, 3_000_000, 5_000_000):       # batch 32, 32, 64, 128
+        st = recipe.modern_preset(96, 3_000_000, budget_tokens=budget)[1]
+        assert st.eval_batches * st.batch_size == recipe.EVAL_WINDOWS, (budget, st.batch_size, st.eval_batches)
+    assert recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000)[1].eval_batches == 2
+    gpu_base, gpu_st = preset(96, "cuda")[1], recipe.modern_preset(96, 3_000_000, "cuda")[1]
+    assert gpu_st.eval_batches == gpu_base.eval_batches              # the GPU preset already reads more windows
+
+
 def test_batch_for_takes_the_largest_batch_that_still_makes_enough_steps():
     steps, block = recipe.MIN_STEPS, 64
     assert recipe.batch_for(steps * 128 * block, block) == 128

@@ -101,6 +101,35 @@ def test_rmsnorm_equals_torch():
         RMSNorm(16)(torch.randn(2, 8))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_rmsnorm_written_out_derivative_equals_torchs(dtype):
+    """The fast path (its derivative written out, on a CPU) against nn.RMSNorm: values, the gradient of the input and
+    of the gain, also for a transposed view (the attention's per-head norm gets one) and a gradient that is one."""
+    from course_utils.layers import _RMSNormCPU, rms_norm
+    torch.manual_seed(0)
+    ref = torch.nn.RMSNorm(32, eps=1e-6, dtype=dtype)
+    with torch.no_grad():
+        ref.weight.copy_(torch.rand(32) + 0.5)
+    mine = RMSNorm(32, eps=1e-6).to(dtype)
+    mine.load_state_dict(ref.state_dict())
+    base = torch.randn(3, 4, 6, 32, dtype=dtype) * 3 + 1
+    for x in (base, base.transpose(1, 2)):                       # contiguous, and a strided view
+        x1, x2 = x.clone().requires_grad_(True), x.clone().requires_grad_(True)
+        y1, y2 = mine(x1), ref(x2)
+        assert y1.grad_fn.name() == "_RMSNormCPUBackward"         # the written-out path ran, not F.rms_norm
+        torch.testing.assert_close(y1, y2)
+        dy = torch.randn_like(y1).transpose(1, 2).contiguous().transpose(1, 2)   # a strided gradient too
+        y1.backward(dy)
+        y2.backward(dy)
+        torch.testing.assert_close(x1.grad, x2.grad)
+        torch.testing.assert_close(mine.weight.grad, ref.weight.grad)
+        mine.weight.grad = ref.weight.grad = None
+    x = torch.randn(2, 3, 8, dtype=torch.float64, requires_grad=True)
+    g = (torch.rand(8, dtype=torch.float64) + 0.5).requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda a, b: _RMSNormCPU.apply(a, b, 1e-6), (x, g))
+    assert rms_norm(x.bfloat16(), g.bfloat16(), 1e-6).grad_fn.name() != "_RMSNormCPUBackward"   # half: torch's
+
+
 def test_swiglu_has_the_parameters_of_the_gelu_layer_and_computes_its_formula():
     for d in (32, 48, 128, 384):
         h = swiglu_hidden(d)
