@@ -106,11 +106,12 @@ def read_csv(path: str | Path = CSV_PATH) -> list[dict]:
 
 def read_tuning(path: str | Path = TUNING_CSV_PATH) -> list[dict]:
     """The rows of the recipe's tuning runs (``bench_modern.py --csv``): one per trained model, with its text,
-    "preset" or "recipe", the settings changed by ``--set`` ("-" for none), seed, budget and results."""
+    "preset" or "recipe", the settings changed by ``--set`` ("-" for none), seed, budget, results, the batch it
+    trained with and ``code``, the state of the training code that made it (``bench_modern.CODE``)."""
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
     for r in rows:
-        for k in ("seed", "threads", "train_chars", "steps", "tokens", "tokens_per_s"):
+        for k in ("seed", "threads", "train_chars", "steps", "tokens", "tokens_per_s", "batch", "code"):
             r[k] = int(r[k])
         for k in ("minutes", "peak_gflops", "train_s", "dropout", "weight_decay", "val_nats", "val_bits"):
             r[k] = float(r[k])

@@ -78,6 +78,16 @@ def batch_for(budget_tokens: int, block_size: int) -> int:
     return max(fits) if fits else min(BATCH_SIZES)
 
 
+def probe_settings(st: TrainSettings, device: torch.device | str = "cpu") -> TrainSettings:
+    """The settings to time a few steps with when estimating a run's budget in tokens (``train.expected_tokens``):
+    on a CPU the largest batch :func:`batch_for` may pick, because the recipe's tokens per second grow with the batch
+    (Newton-Schulz costs the same per step) and the rule asks whether *that* batch still makes enough steps. Timed
+    at batch 32, a five-minute budget looks about a quarter smaller than it is at batch 128. A GPU keeps ``st``."""
+    if torch.device(device).type == "cuda":
+        return st
+    return replace(st, batch_size=max(BATCH_SIZES), eval_batches=max(1, EVAL_WINDOWS // max(BATCH_SIZES)))
+
+
 # A run that reads its text fewer times than this gets no dropout, whatever its tokens per parameter. Measured with
 # ``benchmarks/bench_modern.py --train-chars``-style runs (5 minutes, 2 threads, Wikipedia text cut to 1,000,000 and
 # 250,000 training characters): at 2.2 and 8.6 passes, dropout 0.1 and 0.2 lost to no dropout by 0.09 and 0.15

@@ -42,7 +42,7 @@ from . import distributed, modern, runtime, scoreboard
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch
 from .model import GPTConfig, MiniGPT, filled_config, is_modern
-from .recipe import KeepBest, modern_preset
+from .recipe import KeepBest, modern_preset, probe_settings
 from .settings import TrainSettings, lr_at, preset
 from .tokenizers import CharTokenizer
 
@@ -580,7 +580,8 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         else:
             block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
             world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun's processes each train on their own batch
-            budget = world * expected_tokens(replace(cfg, block_size=block), st, train_ids, args.minutes, dev)
+            budget = world * expected_tokens(replace(cfg, block_size=block), probe_settings(st, dev), train_ids,
+                                             args.minutes, dev)
             cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev, budget_tokens=budget, world_size=world)
     else:
         cfg, st = preset(tok.vocab_size, dev)

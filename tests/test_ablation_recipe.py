@@ -192,6 +192,16 @@ def test_modern_preset_has_the_recipe_and_adapts():
         recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000, world_size=0)
 
 
+def test_the_budget_is_timed_at_the_largest_batch_the_rule_may_pick():
+    cfg, st = recipe.modern_preset(96, 3_000_000)
+    probe = recipe.probe_settings(st)
+    assert probe.batch_size == max(recipe.BATCH_SIZES) != st.batch_size
+    assert probe.eval_batches * probe.batch_size == recipe.EVAL_WINDOWS
+    assert (probe.lr, probe.muon_lr, probe.optimizer) == (st.lr, st.muon_lr, st.optimizer)   # only the batch differs
+    gpu_st = recipe.modern_preset(96, 3_000_000, "cuda")[1]
+    assert recipe.probe_settings(gpu_st, "cuda") == gpu_st                   # the batch is not tuned on a GPU
+
+
 def test_every_evaluation_reads_the_same_windows_whatever_the_batch():
     for budget in (None, 1_000_000, 3_000_000, 5_000_000):       # batch 32, 32, 64, 128
         st = recipe.modern_preset(96, 3_000_000, budget_tokens=budget)[1]
