@@ -11,8 +11,9 @@ Wikipedia text, back to back in this process; scores both on the whole validatio
 (``train.evaluate``) and prints:
 
 * one training step of each, part by part (``train.profile_step``: data, forward, backward, clipping, optimizer,
-  evaluation), in milliseconds, and the recipe's training tokens per second as a ratio to the preset's
-  (target: at least 1.0);
+  evaluation), in milliseconds, and the recipe's training tokens per second as a ratio to the preset's (target:
+  at least 1.0), measured with the two trained in alternation (``train.speed_ratio``: 12 rounds of equal tokens,
+  the median), because a shared machine's speed drifts more between two profiles than the difference measured;
 * the recipe's validation loss as a ratio to the preset's (target: at most 0.93 in 5 minutes);
 * training tokens per second, and the share of the CPU's peak FLOP/s that training reaches (the course's one
   convention, as in notebooks 11 and 15: ``sizing.training_flops_per_token``, 6 N + 12 L T d per token; the peak
@@ -39,7 +40,6 @@ import csv
 import datetime
 import math
 import platform
-import statistics
 import sys
 import time
 from dataclasses import replace
@@ -51,8 +51,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course_utils import runtime, scoreboard, shakespeare, sizing  # noqa: E402
 from course_utils.model import MiniGPT  # noqa: E402
-from course_utils.recipe import KeepBest, modern_preset, override, probe_settings  # noqa: E402
-from course_utils.train import evaluate, expected_tokens, get_batch, make_optimizer, preset, profile_step, train  # noqa: E402
+from course_utils.recipe import KeepBest, modern_preset, override, probe  # noqa: E402
+from course_utils.train import evaluate, expected_tokens, preset, profile_step, speed_ratio, train  # noqa: E402
 
 TARGET = 0.93          # the recipe's validation loss / the preset's, same minutes
 SPEED_TARGET = 1.0     # the recipe's training tokens per second / the preset's
@@ -74,42 +74,6 @@ def profile(models: dict, train_ids, seed: int, steps: int = 30) -> dict[str, fl
         tps[name] = st.batch_size * cfg.block_size / (rows[name]["total"] / 1000)
     print(f"  {'tokens/s':<12}" + "".join(f"{tps[n]:>22,.0f}" for n in names))
     return tps
-
-
-def interleaved_speed(models: dict, train_ids, seed: int, rounds: int = 12) -> float:
-    """Training tokens per second of the second model over the first's, the two trained in alternation: each round
-    trains each model on (about) the same number of tokens, so both see the machine in the same state (on a shared
-    machine its speed drifts by 10% or more within minutes, more than the difference measured). The median over the
-    rounds of the ratio of their times per token; the first two rounds are warm-up."""
-    (cfg_a, st_a), (cfg_b, st_b) = models.values()
-    tokens = max(st_a.batch_size, st_b.batch_size)
-    runners = []
-    for cfg, st in ((cfg_a, st_a), (cfg_b, st_b)):
-        runtime.seed_everything(seed)
-        model = MiniGPT(cfg).train()
-        opt = make_optimizer(model, st)
-        for group in opt.param_groups:
-            group["lr"] = st.lr * group.get("lr_scale", 1.0)
-        runners.append((model, opt, st, max(1, tokens // st.batch_size), torch.Generator().manual_seed(seed)))
-
-    def one_round(model, opt, st, steps, gen) -> float:
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            x, y = get_batch(train_ids, st.batch_size, model.config.block_size, "cpu", generator=gen)
-            _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), st.grad_clip)
-            opt.step()
-        return (time.perf_counter() - t0) / (steps * st.batch_size * model.config.block_size)   # s per token
-
-    ratios = []
-    for i in range(rounds + 2):
-        order = runners if i % 2 == 0 else runners[::-1]
-        per_token = {id(r): one_round(*r) for r in order}
-        if i >= 2:
-            ratios.append(per_token[id(runners[0])] / per_token[id(runners[1])])
-    return statistics.median(ratios)
 
 
 def run(name, cfg, st, train_ids, val_ids, seed, keep_best=False):
@@ -199,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
           f"characters scored")
     cfg0, st0 = preset(tok.vocab_size, "cpu")
     cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu")
-    budget = expected_tokens(cfg1, probe_settings(st1), train_ids, args.minutes)   # as --recipe modern does
+    budget = expected_tokens(*probe(cfg1, st1), train_ids, args.minutes)   # as --recipe modern does
     cfg1, st1 = modern_preset(tok.vocab_size, len(train_ids), "cpu", budget_tokens=budget)
     try:
         cfg1, st1 = override(cfg1, st1, args.set)
@@ -214,8 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         tps = profile({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids, args.seed)
         print(f"modern / preset training tokens per second, profiled one after the other: "
               f"{tps['modern recipe'] / tps['notebook 08 preset']:.2f}x")
-        speed = interleaved_speed({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids,
-                                  args.seed)
+        speed = speed_ratio((cfg0, st0), (cfg1, st1), train_ids, seed=args.seed)
         print(f"modern / preset training tokens per second, trained in alternation (12 rounds of "
               f"{max(st0.batch_size, st1.batch_size) * cfg1.block_size:,} tokens each, median): {speed:.2f}x "
               f"(target >= {SPEED_TARGET}: {'met' if speed >= SPEED_TARGET else 'NOT met'})", flush=True)

@@ -78,14 +78,21 @@ def batch_for(budget_tokens: int, block_size: int) -> int:
     return max(fits) if fits else min(BATCH_SIZES)
 
 
-def probe_settings(st: TrainSettings, device: torch.device | str = "cpu") -> TrainSettings:
-    """The settings to time a few steps with when estimating a run's budget in tokens (``train.expected_tokens``):
-    on a CPU the largest batch :func:`batch_for` may pick, because the recipe's tokens per second grow with the batch
-    (Newton-Schulz costs the same per step) and the rule asks whether *that* batch still makes enough steps. Timed
-    at batch 32, a five-minute budget looks about a quarter smaller than it is at batch 128. A GPU keeps ``st``."""
-    if torch.device(device).type == "cuda":
-        return st
-    return replace(st, batch_size=max(BATCH_SIZES), eval_batches=max(1, EVAL_WINDOWS // max(BATCH_SIZES)))
+def probe(cfg: GPTConfig, st: TrainSettings, device: torch.device | str = "cpu") -> tuple[GPTConfig, TrainSettings]:
+    """The model and settings to time a few steps with when estimating a run's budget in tokens
+    (``train.expected_tokens``), before the budget decides the batch and the dropout:
+
+    * on a CPU the largest batch :func:`batch_for` may pick, because the recipe's tokens per second grow with the
+      batch (Newton-Schulz costs the same per step) and the rule asks whether *that* batch still makes enough steps
+      (timed at batch 32, a five-minute budget looks about a quarter smaller than it is at batch 128);
+    * no dropout: a run that reads its text fewer than ``DROPOUT_FROM_PASSES`` times trains without it, and dropout
+      slows a step down (timed with it, a five-minute run on a small text looked a third shorter than it was). A run
+      that does get dropout is then a little slower than timed.
+
+    A GPU keeps the batch of ``st``."""
+    if torch.device(device).type != "cuda":
+        st = replace(st, batch_size=max(BATCH_SIZES), eval_batches=max(1, EVAL_WINDOWS // max(BATCH_SIZES)))
+    return replace(cfg, dropout=0.0), st
 
 
 # A run that reads its text fewer times than this gets no dropout, whatever its tokens per parameter. Measured with

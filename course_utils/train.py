@@ -20,7 +20,8 @@ Command line (any UTF-8 text file, character level)::
 ``--recipe modern`` trains notebook 15's recipe (course_utils.recipe) and keeps the weights with the best
 validation loss; it first times a few steps (``expected_tokens``) to count the passes the budget makes over the text.
 
-``profile_step`` times one training step part by part (data, forward, backward, clipping, optimizer, evaluation).
+``profile_step`` times one training step part by part (data, forward, backward, clipping, optimizer, evaluation);
+``speed_ratio`` compares the training speed of two models trained in alternation, so both see the same machine.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -42,7 +44,7 @@ from . import distributed, modern, runtime, scoreboard
 from .checkpoint import load_checkpoint, save_checkpoint
 from .data import get_batch
 from .model import GPTConfig, MiniGPT, filled_config, is_modern
-from .recipe import KeepBest, modern_preset, probe_settings
+from .recipe import KeepBest, modern_preset, probe
 from .settings import TrainSettings, lr_at, preset
 from .tokenizers import CharTokenizer
 
@@ -197,6 +199,52 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
     parts["evaluation"] = evaluation
     parts["total"] = sum(parts.values())
     return parts
+
+
+def speed_ratio(a: tuple[GPTConfig, TrainSettings], b: tuple[GPTConfig, TrainSettings], train_ids: torch.Tensor,
+                rounds: int = 12, seed: int = 0, device: torch.device | str = "cpu") -> float:
+    """Training tokens per second of model ``b`` over model ``a`` (each a (config, settings) pair), the two trained
+    in alternation: every round trains each on about the same number of tokens (as many steps of its batch as one
+    step of the larger batch), so both see the machine in the same state. A computer shared with other programs
+    drifts by 10% or more within minutes, more than the difference being measured when the two run one after the
+    other. Returns the median over ``rounds`` of the ratio of their seconds per token, after 2 warm-up rounds.
+    Trains fresh models at the peak learning rate (the weights change; nothing is returned but the ratio)."""
+    if rounds < 1:
+        raise ValueError(f"rounds should be >= 1, got {rounds}")
+    dev = torch.device(device)
+    per_round = max(a[1].batch_size, b[1].batch_size)
+    runners = []
+    for cfg, st in (a, b):
+        runtime.seed_everything(seed)
+        model = MiniGPT(cfg).to(dev).train()
+        opt = make_optimizer(model, st)
+        for group in opt.param_groups:
+            group["lr"] = st.lr * group.get("lr_scale", 1.0)
+        runners.append((model, opt, st, max(1, per_round // st.batch_size), torch.Generator().manual_seed(seed)))
+
+    def seconds_per_token(model: MiniGPT, opt, st: TrainSettings, steps: int, gen: torch.Generator) -> float:
+        runtime.synchronize(dev)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            x, y = get_batch(train_ids, st.batch_size, model.config.block_size, dev, generator=gen)
+            with runtime.autocast(dev):
+                _, loss = model(x, y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if st.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), st.grad_clip)
+            opt.step()
+        runtime.synchronize(dev)
+        return (time.perf_counter() - t0) / (steps * st.batch_size * model.config.block_size)
+
+    ratios = []
+    for i in range(rounds + 2):
+        first, second = runners if i % 2 == 0 else runners[::-1]       # who goes first alternates too
+        t_first, t_second = seconds_per_token(*first), seconds_per_token(*second)
+        t_a, t_b = (t_first, t_second) if first is runners[0] else (t_second, t_first)
+        if i >= 2:
+            ratios.append(t_a / t_b)
+    return statistics.median(ratios)
 
 
 def expected_tokens(cfg: GPTConfig, settings: TrainSettings, train_ids: torch.Tensor, minutes: float,
@@ -580,7 +628,7 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         else:
             block = max(8, min(cfg.block_size, len(val_ids) // 2, len(train_ids) // 2))
             world = int(os.environ.get("WORLD_SIZE", "1"))   # torchrun's processes each train on their own batch
-            budget = world * expected_tokens(replace(cfg, block_size=block), probe_settings(st, dev), train_ids,
+            budget = world * expected_tokens(*probe(replace(cfg, block_size=block), st, dev), train_ids,
                                              args.minutes, dev)
             cfg, st = modern_preset(tok.vocab_size, len(train_ids), dev, budget_tokens=budget, world_size=world)
     else:

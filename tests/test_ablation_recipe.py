@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import re
 import statistics
+from dataclasses import replace
 
 import pytest
 import torch
@@ -192,14 +193,16 @@ def test_modern_preset_has_the_recipe_and_adapts():
         recipe.modern_preset(96, 3_000_000, budget_tokens=5_000_000, world_size=0)
 
 
-def test_the_budget_is_timed_at_the_largest_batch_the_rule_may_pick():
-    cfg, st = recipe.modern_preset(96, 3_000_000)
-    probe = recipe.probe_settings(st)
-    assert probe.batch_size == max(recipe.BATCH_SIZES) != st.batch_size
-    assert probe.eval_batches * probe.batch_size == recipe.EVAL_WINDOWS
-    assert (probe.lr, probe.muon_lr, probe.optimizer) == (st.lr, st.muon_lr, st.optimizer)   # only the batch differs
-    gpu_st = recipe.modern_preset(96, 3_000_000, "cuda")[1]
-    assert recipe.probe_settings(gpu_st, "cuda") == gpu_st                   # the batch is not tuned on a GPU
+def test_the_budget_is_timed_at_the_largest_batch_the_rule_may_pick_without_dropout():
+    cfg, st = recipe.modern_preset(96, 500_000)                  # a small text: dropout until the budget is known
+    assert cfg.dropout > 0
+    probe_cfg, probe_st = recipe.probe(cfg, st)
+    assert probe_st.batch_size == max(recipe.BATCH_SIZES) != st.batch_size
+    assert probe_st.eval_batches * probe_st.batch_size == recipe.EVAL_WINDOWS
+    assert (probe_st.lr, probe_st.muon_lr, probe_st.optimizer) == (st.lr, st.muon_lr, st.optimizer)
+    assert probe_cfg.dropout == 0.0 and replace(probe_cfg, dropout=cfg.dropout) == cfg   # only the dropout differs
+    gpu_cfg, gpu_st = recipe.modern_preset(96, 500_000, "cuda")
+    assert recipe.probe(gpu_cfg, gpu_st, "cuda")[1] == gpu_st               # the batch is not tuned on a GPU
 
 
 def test_every_evaluation_reads_the_same_windows_whatever_the_batch():
@@ -286,25 +289,33 @@ def test_the_stored_tuning_supports_the_batch_rule():
     rows = ablation.read_tuning()
     assert {(r["threads"], r["clock"]) for r in rows} == {(2, "wall")}             # one protocol ...
     assert {r["minutes"] for r in rows} == {1.0, 5.0}                             # ... at two budgets
+    assert {r["code"] for r in rows} == {1, 2}                                    # two states of the code
+    for r in rows:                                                                 # the batch each run trained with
+        assert r["tokens"] == r["steps"] * r["batch"] * 64, r
+        if r["settings"].startswith("batch_size="):
+            assert r["batch"] == int(r["settings"].split()[0].split("=")[1]), r
 
-    def runs(batch, seeds, minutes=5.0, text="wikipedia", model="recipe"):
+    def runs(batch, seeds, minutes=5.0, text="wikipedia", model="recipe", code=1):
         settings = "-" if batch is None else f"batch_size={batch}"
-        rs = [r for r in rows if (r["model"], r["settings"], r["text"], r["minutes"]) ==
-              (model, settings, text, minutes) and r["seed"] in seeds]
-        assert len(rs) == len(seeds), (batch, seeds, minutes, text, model)
+        rs = [r for r in rows if (r["model"], r["settings"], r["text"], r["minutes"], r["code"]) ==
+              (model, settings, text, minutes, code) and r["seed"] in seeds]
+        assert len(rs) == len(seeds), (batch, seeds, minutes, text, model, code)
         return rs
 
     def bits(*a, **k):
         return statistics.fmean(r["val_bits"] for r in runs(*a, **k))
 
-    for minutes in (5.0, 1.0):
-        tried = {int(r["settings"].split("=")[1]) for r in rows
-                 if r["settings"].startswith("batch_size=") and r["minutes"] == minutes}
+    for minutes in (5.0, 1.0):                                                     # the batch sweep (code 1)
+        sweep = [r for r in rows if r["minutes"] == minutes and r["code"] == 1]
+        tried = {int(r["settings"].split("=")[1]) for r in sweep if r["settings"].startswith("batch_size=")}
         assert {32, 128} <= tried
         best = min(tried, key=lambda b: bits(b, (0, 1), minutes))                  # the winner on seeds 0 and 1 ...
-        tokens = statistics.fmean(r["tokens"] for r in rows if r["minutes"] == minutes)
+        tokens = statistics.fmean(r["tokens"] for r in sweep)
         assert recipe.batch_for(int(tokens), 64) == best                           # ... is the rule's batch there
     assert bits(128, (2, 3)) < bits(32, (2, 3))                                    # confirmed on fresh seeds
     for text, seeds in (("wikipedia", (2, 3)), ("shakespeare", (0, 1))):            # the recipe against the preset
         assert bits(128, seeds, text=text) < bits(None, seeds, text=text, model="preset")
+        for pre, rec in zip(runs(None, seeds, text=text, model="preset", code=2),  # ... and as it is now, its batch
+                            runs(None, seeds, text=text, code=2), strict=True):    # by the rule, run for run
+            assert rec["val_bits"] < pre["val_bits"], (pre, rec)
     assert {r["train_chars"] for r in rows if r["text"] == "shakespeare"} == {1_042_058}

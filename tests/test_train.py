@@ -341,3 +341,28 @@ def test_expected_tokens_is_the_budget_over_the_profiled_step_time(monkeypatch):
     n = expected_tokens(cfg, _settings(batch_size=8), tr, minutes=0.5)
     assert n == 30_000 / 250 * 8 * 16 and calls == [(3, 1)]          # 120 steps of 8 x 16 tokens
     assert torch.equal(torch.rand(3), want_next)                      # the random state is as it was
+
+
+def test_speed_ratio_compares_seconds_per_token_of_models_trained_in_alternation(monkeypatch):
+    """A fake clock that advances with the tokens each batch draws: model a (batch 4) costs 1 unit per token, model b
+    (batch 8) half of that, so b is exactly twice as fast per token, whatever their batches and the order."""
+    tok, tr, va = _data()
+    cfg = _model(tok).config
+    clock, drawn = [0.0], []
+    real_get_batch = train_mod.get_batch
+
+    def costly_batch(ids, batch_size, block, device, generator=None):
+        clock[0] += batch_size * block * (1.0 if batch_size == 4 else 0.5)
+        drawn.append(batch_size)
+        return real_get_batch(ids, batch_size, block, device, generator=generator)
+
+    monkeypatch.setattr(train_mod, "get_batch", costly_batch)
+    monkeypatch.setattr(train_mod.time, "perf_counter", lambda: clock[0])
+    ratio = train_mod.speed_ratio((cfg, _settings(batch_size=4)), (cfg, _settings(batch_size=8)), tr, rounds=3)
+    assert ratio == 2.0
+    assert drawn.count(4) == 2 * drawn.count(8) == 2 * 5          # equal tokens per round: 2 steps of 4, 1 of 8
+    assert drawn[:3] == [4, 4, 8] and drawn[3:6] == [8, 4, 4]       # the order alternates
+    slow = train_mod.speed_ratio((cfg, _settings(batch_size=8)), (cfg, _settings(batch_size=4)), tr, rounds=1)
+    assert slow == 0.5
+    with pytest.raises(ValueError, match="rounds should be >= 1"):
+        train_mod.speed_ratio((cfg, _settings()), (cfg, _settings()), tr, rounds=0)
