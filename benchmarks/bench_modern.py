@@ -99,7 +99,7 @@ CSV_FIELDS = ["date", "text", "model", "settings", "seed", "minutes", "clock", "
               "code"]
 # Which state of the training code made a row (the same model and settings can run at different speeds):
 # 1: before the speed-ups below; 2: RMSNorm's derivative written out on a CPU, ReLU^2 in place, every evaluation
-# reads 256 windows whatever the batch, and the budget timed at batch 128 to pick the batch.
+# reads 256 windows whatever the batch, and the budget timed at batch 128 without dropout (``recipe.probe``).
 CODE = 2
 
 
