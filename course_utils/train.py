@@ -201,6 +201,20 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
     return parts
 
 
+def _gradients(net: torch.nn.Module, model: MiniGPT, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
+               grad_clip: float, device: torch.device) -> torch.Tensor:
+    """The part of a training step before the update: the loss of ``net`` (the model, or its DDP wrapper) on a batch
+    (B, T) -> (B, T), under autocast, its gradients, their global norm clipped to ``grad_clip`` (0: not clipped).
+    Returns the loss; the caller takes the optimizer's step."""
+    with runtime.autocast(device):
+        _, loss = net(x, y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    return loss
+
+
 def speed_ratio(a: tuple[GPTConfig, TrainSettings], b: tuple[GPTConfig, TrainSettings], train_ids: torch.Tensor,
                 rounds: int = 12, seed: int = 0, device: torch.device | str = "cpu") -> float:
     """Training tokens per second of model ``b`` over model ``a`` (each a (config, settings) pair), the two trained
@@ -227,12 +241,7 @@ def speed_ratio(a: tuple[GPTConfig, TrainSettings], b: tuple[GPTConfig, TrainSet
         t0 = time.perf_counter()
         for _ in range(steps):
             x, y = get_batch(train_ids, st.batch_size, model.config.block_size, dev, generator=gen)
-            with runtime.autocast(dev):
-                _, loss = model(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if st.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), st.grad_clip)
+            _gradients(model, model, opt, x, y, st.grad_clip, dev)
             opt.step()
         runtime.synchronize(dev)
         return (time.perf_counter() - t0) / (steps * st.batch_size * model.config.block_size)
@@ -372,12 +381,7 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             x, y = get_batch(train_ids, s.batch_size, T, dev, generator=gen)
-            with runtime.autocast(dev):
-                _, loss = net(x, y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if s.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), s.grad_clip)
+            loss = _gradients(net, model, opt, x, y, s.grad_clip, dev)
             updating = True
             opt.step()
             step += 1
