@@ -99,8 +99,9 @@ CSV_FIELDS = ["date", "text", "model", "settings", "seed", "minutes", "clock", "
               "code"]
 # Which state of the training code made a row (the same model and settings can run at different speeds):
 # 1: before the speed-ups below; 2: RMSNorm's derivative written out on a CPU, ReLU^2 in place, every evaluation
-# reads 256 windows whatever the batch, and the budget timed at batch 128 without dropout (``recipe.probe``).
-CODE = 2
+# reads 256 windows whatever the batch, and the budget timed at batch 128 without dropout (``recipe.probe``);
+# 3: as 2, and a run that reads its text fewer than 10 times gets no weight decay either (``recipe.regularisation``).
+CODE = 3
 
 
 def write_rows(path: Path, results: dict, args, threads: int, peak: float, train_chars: int) -> None:

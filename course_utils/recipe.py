@@ -85,7 +85,7 @@ def probe(cfg: GPTConfig, st: TrainSettings, device: torch.device | str = "cpu")
     * on a CPU the largest batch :func:`batch_for` may pick, because the recipe's tokens per second grow with the
       batch (Newton-Schulz costs the same per step) and the rule asks whether *that* batch still makes enough steps
       (timed at batch 32, a five-minute budget looks about a quarter smaller than it is at batch 128);
-    * no dropout: a run that reads its text fewer than ``DROPOUT_FROM_PASSES`` times trains without it, and dropout
+    * no dropout: a run that reads its text fewer than ``REGULARISE_FROM_PASSES`` times trains without it, and dropout
       slows a step down (timed with it, a five-minute run on a small text looked a third shorter than it was). A run
       that does get dropout is then a little slower than timed.
 
@@ -95,12 +95,17 @@ def probe(cfg: GPTConfig, st: TrainSettings, device: torch.device | str = "cpu")
     return replace(cfg, dropout=0.0), st
 
 
-# A run that reads its text fewer times than this gets no dropout, whatever its tokens per parameter. Measured with
-# ``benchmarks/bench_modern.py --train-chars``-style runs (5 minutes, 2 threads, Wikipedia text cut to 1,000,000 and
-# 250,000 training characters): at 2.2 and 8.6 passes, dropout 0.1 and 0.2 lost to no dropout by 0.09 and 0.15
-# nats/char, partly because dropout makes every step slower. Beyond 10 passes nothing was measured; the rule by
-# tokens per parameter applies there.
-DROPOUT_FROM_PASSES = 10.0
+# A run that reads its text fewer times than this gets neither dropout nor weight decay, whatever its tokens per
+# parameter: memorising a text takes repetition. Dropout: measured with ``benchmarks/bench_modern.py
+# --train-chars``-style runs (5 minutes, 2 threads, Wikipedia text cut to 1,000,000 and 250,000 training
+# characters): at 2.2 and 8.6 passes, dropout 0.1 and 0.2 lost to no dropout by 0.09 and 0.15 nats/char, partly
+# because dropout makes every step slower. Weight decay: at equal steps (680 steps of batch 128, about five minutes
+# on 2 threads; data/recipe_tuning.csv), weight decay 0 beat 0.1 by 0.031 bits/char on the Wikipedia text (2.2
+# passes) and by 0.021 on the Shakespeare text (5.3 passes), seeds 0 and 1, beyond 2 SE (0.2 lost to 0.1 on seed 0).
+# Muon shrinks its matrices by lr x wd every step, and its lr is about 8 times AdamW's: in those five minutes the
+# decay alone would multiply them by 0.055. Beyond 10 passes nothing was measured; the rule by tokens per parameter
+# applies there.
+REGULARISE_FROM_PASSES = 10.0
 
 
 def regularisation(train_tokens: int, n_params: int, budget_tokens: int | None = None) -> tuple[float, float]:
@@ -110,17 +115,16 @@ def regularisation(train_tokens: int, n_params: int, budget_tokens: int | None =
     A text with many tokens per parameter is hardly repeated: no dropout. A small text is seen many times and the
     model starts to memorise it: dropout and stronger weight decay. Thresholds: r >= 3: (0.0, 0.1);
     1 <= r < 3: (0.1, 0.1); r < 1: (0.2, 0.2). But memorising takes repetition: a run that makes fewer than
-    ``DROPOUT_FROM_PASSES`` passes over the text keeps the weight decay and drops the dropout.
+    ``REGULARISE_FROM_PASSES`` passes over the text gets neither: (0.0, 0.0).
     """
     if train_tokens < 1 or n_params < 1:
         raise ValueError(f"train_tokens and n_params should be positive, got {train_tokens}, {n_params}")
     if budget_tokens is not None and budget_tokens < 1:
         raise ValueError(f"budget_tokens should be positive (the tokens the run will train on), got {budget_tokens}")
+    if budget_tokens is not None and budget_tokens / train_tokens < REGULARISE_FROM_PASSES:
+        return 0.0, 0.0
     r = train_tokens / n_params
-    dropout, wd = (0.0, 0.1) if r >= 3 else (0.1, 0.1) if r >= 1 else (0.2, 0.2)
-    if budget_tokens is not None and budget_tokens / train_tokens < DROPOUT_FROM_PASSES:
-        dropout = 0.0
-    return dropout, wd
+    return (0.0, 0.1) if r >= 3 else (0.1, 0.1) if r >= 1 else (0.2, 0.2)
 
 
 def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str = "cpu",
