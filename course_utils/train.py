@@ -502,9 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--recipe", choices=("gpt2", "modern"), default="gpt2",
                    help="gpt2: notebook 08's model and training (default). modern: notebook 15's recipe (RoPE, "
                         "RMSNorm, ReLU^2, QK-norm, untied output, zero-init, grouped-query attention, no biases, "
-                        "warm-up-stable-decay, Muon), dropout "
-                        "and weight decay set by tokens per parameter, and the checkpoint with the best validation "
-                        "loss kept")
+                        "warm-up-stable-decay, Muon), dropout and weight decay set by tokens per parameter (none "
+                        "when the budget reads the text fewer than 10 times), the batch by the budget, and the "
+                        "checkpoint with the best validation loss kept")
     args = p.parse_args(argv)
     try:
         d = distributed.from_env()
