@@ -503,7 +503,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="gpt2: notebook 08's model and training (default). modern: notebook 15's recipe (RoPE, "
                         "RMSNorm, ReLU^2, QK-norm, untied output, zero-init, grouped-query attention, no biases, "
                         "warm-up-stable-decay, Muon), dropout and weight decay set by tokens per parameter (none "
-                        "when the budget reads the text fewer than 10 times), the batch by the budget, and the "
+                        "when the budget reads the text fewer than 10 times), on a CPU the batch by the budget and "
+                        "Muon's momentum tuned for a short run, and the "
                         "checkpoint with the best validation loss kept")
     args = p.parse_args(argv)
     try:
@@ -658,7 +659,8 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
         passes = (f"about {budget / len(train_ids):.1f} passes over them in {args.minutes:g} min" if budget
                   else "dropout as the checkpoint was trained")
         say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter, {passes} -> "
-            f"dropout {cfg.dropout}, weight decay {st.weight_decay}, batch {st.batch_size}", flush=True)
+            f"dropout {cfg.dropout}, weight decay {st.weight_decay}, batch {st.batch_size}, Muon's momentum "
+            f"{st.muon_momentum}", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
                 resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
                 resume_hint="--resume", callback=keeper)
