@@ -302,7 +302,7 @@ def test_the_stored_tuning_supports_the_batch_rule():
     screens = [r for r in everything if "max_steps=" in r["settings"]]           # runs of a fixed number of steps
     rows = [r for r in everything if r not in screens]
     assert {r["minutes"] for r in rows} == {1.0, 5.0}                             # ... at two budgets
-    assert {r["code"] for r in rows} == {1, 2, 3}                                 # three states of the code
+    assert {r["code"] for r in rows} == {1, 2, 3, 4}                              # four states of the code
     for r in everything:                                                           # the batch each run trained with
         assert r["tokens"] == r["steps"] * r["batch"] * 64, r
         if r["settings"].startswith("batch_size="):
@@ -329,7 +329,8 @@ def test_the_stored_tuning_supports_the_batch_rule():
     for text, seeds in (("wikipedia", (2, 3)), ("shakespeare", (0, 1))):            # the recipe against the preset
         assert bits(128, seeds, text=text) < bits(None, seeds, text=text, model="preset")
     for code, text, seeds in ((2, "wikipedia", (2, 3)), (2, "shakespeare", (0, 1)),    # ... and later, its batch
-                              (3, "wikipedia", (2, 3)), (3, "shakespeare", (2, 3))):   # by the rule, run for run
+                              (3, "wikipedia", (2, 3)), (3, "shakespeare", (2, 3)),    # by the rule, run for run
+                              (4, "wikipedia", (4, 5)), (4, "shakespeare", (4, 5))):
         for pre, rec in zip(runs(None, seeds, text=text, model="preset", code=code),
                             runs(None, seeds, text=text, code=code), strict=True):
             assert rec["val_bits"] < pre["val_bits"], (pre, rec)
