@@ -6,9 +6,9 @@
 
 Trains notebook 08's CPU preset (``train.preset``), then the modern recipe (``recipe.modern_preset``: the same
 sizes with RoPE, RMSNorm, ReLU², QK-norm, untied output, zero-init, GQA, no biases, warm-up-stable-decay and
-Muon, its dropout and batch chosen from the budget as ``--recipe modern`` does), each for the same budget on the
-Wikipedia text, back to back in this process; scores both on the whole validation split of the scoreboard
-(``train.evaluate``) and prints:
+Muon, its dropout and batch chosen from the budget as ``--recipe modern`` does, its matrix products in bf16 where the
+CPU has bf16 instructions), each for the same budget on the Wikipedia text, back to back in this process; scores
+both in fp32 on the whole validation split of the scoreboard (``train.evaluate``) and prints:
 
 * one training step of each, part by part (``train.profile_step``: data, forward, backward, clipping, optimizer,
   evaluation), in milliseconds, and the recipe's training tokens per second as a ratio to the preset's (target:
@@ -101,8 +101,10 @@ CSV_FIELDS = ["date", "text", "model", "settings", "seed", "minutes", "clock", "
 # 1: before the speed-ups below; 2: RMSNorm's derivative written out on a CPU, ReLU^2 in place, every evaluation
 # reads 256 windows whatever the batch, and the budget timed at batch 128 without dropout (``recipe.probe``);
 # 3: as 2, and a run that reads its text fewer than 10 times gets no weight decay either (``recipe.regularisation``);
-# 4: as 3, and Muon's momentum 0.9 instead of 0.95 on a CPU whose budget is known (``recipe.MUON_MOMENTUM``).
-CODE = 4
+# 4: as 3, and Muon's momentum 0.9 instead of 0.95 on a CPU whose budget is known (``recipe.MUON_MOMENTUM``);
+# 5: as 4, and the recipe's matrix products in bf16 on a CPU with bf16 instructions (``cpu_bf16``; RoPE, attention,
+# the weights, their updates and every evaluation stay fp32).
+CODE = 5
 
 
 def write_rows(path: Path, results: dict, args, threads: int, peak: float, train_chars: int) -> None:
@@ -174,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.set:
         print(f"recipe changed by --set: {', '.join(args.set)}")
     print(f"recipe: about {budget:,} tokens = {budget / len(train_ids):.1f} passes over the text -> dropout "
-          f"{cfg1.dropout}, weight decay {st1.weight_decay}, batch {st1.batch_size}")
+          f"{cfg1.dropout}, weight decay {st1.weight_decay}, batch {st1.batch_size}; "
+          f"{runtime.precision('cpu', st1.cpu_bf16)} (the preset: {runtime.precision('cpu', st0.cpu_bf16)})")
     common = dict(minutes=args.minutes, clock=args.clock, seed=args.seed)
     if not args.no_preset:
         tps = profile({"notebook 08 preset": (cfg0, st0), "modern recipe": (cfg1, st1)}, train_ids, args.seed)
@@ -211,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         flops = tps * per_token
         print(f"  {name}: {tps:,.0f} {unit}, {per_token / 1e6:.2f} MFLOP per token -> "
               f"{flops / 1e9:.2f} GFLOP/s = {flops / per:.1%} of the peak "
-              f"({per / 1e9:.0f} GFLOP/s)")
+              f"({per / 1e9:.0f} GFLOP/s, fp32: bf16 products can go beyond it)")
     print(f"modern / preset {unit} over the whole budget: {rates['modern recipe'] / rates['notebook 08 preset']:.2f}x")
     return 0
 

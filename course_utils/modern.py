@@ -24,6 +24,8 @@ Training (``TrainSettings`` fields)::
 
     schedule="wsd"     warm-up, stable (constant lr), decay (linear to the floor over the last ``cooldown``)
     optimizer="muon"   Muon on the 2-D weight matrices of the blocks, AdamW on the rest
+    cpu_bf16=True      on a CPU with bf16 instructions, the matrix products in bf16 (runtime.autocast); QK-norm,
+                       RoPE and attention stay fp32 (ModernAttention), and so do the weights and evaluations
 
 Muon: the update of a weight matrix is its momentum M orthogonalised, O = U V^T where M = U S V^T, computed with a
 few Newton-Schulz iterations X <- a X + b (X X^T) X + c (X X^T)^2 X (no SVD needed) and scaled by

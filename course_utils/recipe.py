@@ -5,8 +5,9 @@ modern``.
   changes; :func:`combine` adds several up.
 * :func:`modern_preset` -- notebook 08's CPU sizes with the changes the ablation kept (``RECIPE``), the dropout and
   weight decay chosen from the number of training tokens per parameter and the passes the budget makes over the
-  text (:func:`regularisation`), and on a CPU a batch chosen from the budget (:func:`batch_for`) and Muon's
-  momentum tuned for a five-minute run (``MUON_MOMENTUM``).
+  text (:func:`regularisation`), and on a CPU a batch chosen from the budget (:func:`batch_for`), Muon's
+  momentum tuned for a five-minute run (``MUON_MOMENTUM``) and bf16 matrix products where the CPU has bf16
+  instructions (``cpu_bf16``, see :func:`course_utils.runtime.autocast`).
 * :class:`KeepBest` -- a ``train`` callback that remembers the weights with the lowest validation loss;
   ``restore()`` puts them back at the end, so the final model is never one that got worse.
 
@@ -140,7 +141,8 @@ def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str
     """Notebook 08's preset for ``device`` with the recipe's changes, regularised for ``train_tokens``. When the
     ``budget_tokens`` the run will train on is given (all ``world_size`` processes together), the regularisation
     also depends on the passes over the text (see :func:`regularisation`), and on a CPU the batch on the steps each
-    process will make (:func:`batch_for`) and Muon's momentum ``MUON_MOMENTUM``."""
+    process will make (:func:`batch_for`) and Muon's momentum ``MUON_MOMENTUM``. On a CPU the recipe trains with
+    bf16 matrix products (``cpu_bf16=True``; a no-op on a CPU without bf16 instructions)."""
     if world_size < 1:
         raise ValueError(f"world_size should be >= 1 (the processes training together), got {world_size}")
     cfg, st = preset(vocab_size, device)
@@ -151,7 +153,7 @@ def modern_preset(vocab_size: int, train_tokens: int, device: torch.device | str
     if budget_tokens is not None and torch.device(device).type != "cuda":
         st = replace(st, batch_size=batch_for(budget_tokens // world_size, cfg.block_size),
                      muon_momentum=MUON_MOMENTUM)
-    st = replace(st, eval_batches=-(-windows // st.batch_size))
+    st = replace(st, eval_batches=-(-windows // st.batch_size), cpu_bf16=torch.device(device).type == "cpu")
     dropout, wd = regularisation(train_tokens, param_count(cfg), budget_tokens)
     return replace(cfg, dropout=dropout), replace(st, weight_decay=wd)
 

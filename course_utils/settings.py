@@ -47,6 +47,8 @@ class TrainSettings:
     muon_lr: float = 0.05             # Muon's learning rate (chosen from 0.02 / 0.05 / 0.1 on a 20-CPU-second run)
     muon_momentum: float = 0.95
     clock: str = "wall"              # what `minutes` measures: "wall" time or "process" CPU time
+    cpu_bf16: bool = False           # on a CPU with bf16 instructions, train with bf16 matrix products (autocast);
+    #                                  evaluation stays fp32. A GPU always trains in bf16 (runtime.autocast)
 
     def __post_init__(self):
         modern.check_settings(self)

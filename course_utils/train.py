@@ -174,7 +174,7 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
         return out
 
     def forward(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        with runtime.autocast(dev):
+        with runtime.autocast(dev, settings.cpu_bf16):
             return model(x, y)[1]
 
     for i in range(warmup + steps):
@@ -202,11 +202,11 @@ def profile_step(model: MiniGPT, train_ids: torch.Tensor, settings: TrainSetting
 
 
 def _gradients(net: torch.nn.Module, model: MiniGPT, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor,
-               grad_clip: float, device: torch.device) -> torch.Tensor:
+               grad_clip: float, device: torch.device, cpu_bf16: bool = False) -> torch.Tensor:
     """The part of a training step before the update: the loss of ``net`` (the model, or its DDP wrapper) on a batch
-    (B, T) -> (B, T), under autocast, its gradients, their global norm clipped to ``grad_clip`` (0: not clipped).
-    Returns the loss; the caller takes the optimizer's step."""
-    with runtime.autocast(device):
+    (B, T) -> (B, T), under autocast (``runtime.autocast(device, cpu_bf16)``), its gradients, their global norm
+    clipped to ``grad_clip`` (0: not clipped). Returns the loss; the caller takes the optimizer's step."""
+    with runtime.autocast(device, cpu_bf16):
         _, loss = net(x, y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -241,7 +241,7 @@ def speed_ratio(a: tuple[GPTConfig, TrainSettings], b: tuple[GPTConfig, TrainSet
         t0 = time.perf_counter()
         for _ in range(steps):
             x, y = get_batch(train_ids, st.batch_size, model.config.block_size, dev, generator=gen)
-            _gradients(model, model, opt, x, y, st.grad_clip, dev)
+            _gradients(model, model, opt, x, y, st.grad_clip, dev, st.cpu_bf16)
             opt.step()
         runtime.synchronize(dev)
         return (time.perf_counter() - t0) / (steps * st.batch_size * model.config.block_size)
@@ -381,7 +381,7 @@ def train(model: MiniGPT, train_ids: torch.Tensor, val_ids: torch.Tensor, settin
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             x, y = get_batch(train_ids, s.batch_size, T, dev, generator=gen)
-            loss = _gradients(net, model, opt, x, y, s.grad_clip, dev)
+            loss = _gradients(net, model, opt, x, y, s.grad_clip, dev, s.cpu_bf16)
             updating = True
             opt.step()
             step += 1
@@ -660,7 +660,7 @@ def _run(args: argparse.Namespace, d: distributed.Dist) -> int:
                   else "dropout as the checkpoint was trained")
         say(f"recipe modern: {len(train_ids) / model.num_params():.1f} training tokens per parameter, {passes} -> "
             f"dropout {cfg.dropout}, weight decay {st.weight_decay}, batch {st.batch_size}, Muon's momentum "
-            f"{st.muon_momentum}", flush=True)
+            f"{st.muon_momentum}; {runtime.precision(dev, st.cpu_bf16)}", flush=True)
     res = train(model, train_ids, val_ids, st, device=dev, tokenizer=tok, checkpoint=args.out,
                 resume=args.resume, progress=not args.no_progress, log=lambda m: print(m, flush=True), dist=d,
                 resume_hint="--resume", callback=keeper)

@@ -356,3 +356,59 @@ def test_muon_step_with_shared_shapes_equals_a_per_matrix_reference():
             ref[i] = ref[i] * (1 - lr * wd) - lr * max(1.0, shapes[i][0] / shapes[i][1]) ** 0.5 * u
     for p, r in zip(mine, ref, strict=True):
         torch.testing.assert_close(p.detach(), r, atol=1e-5, rtol=1e-5)
+
+
+def test_cpu_bf16_autocast_runs_rope_and_attention_in_fp32_and_stays_close_to_fp32(monkeypatch):
+    """Under bf16 autocast on a CPU the projections run in bf16, but every layer's attention gets fp32 queries,
+    keys and values with autocast off inside (the CPU's bf16 attention is slower); loss and gradients stay fp32."""
+    cfg = GPTConfig(**SMALL, **{**OPTIONS[-1], "zero_init": False})      # zero-initialised logits would all be 0
+    torch.manual_seed(0)
+    model = MiniGPT(cfg)
+    x, y = torch.randint(0, 11, (3, 16)), torch.randint(0, 11, (3, 16))
+    seen, real = [], F.scaled_dot_product_attention
+
+    def spy(q, k, v, **kw):
+        seen.append((q.dtype, k.dtype, v.dtype, torch.is_autocast_enabled("cpu")))
+        return real(q, k, v, **kw)
+
+    monkeypatch.setattr(F, "scaled_dot_product_attention", spy)
+    ref_logits, ref_loss = model(x, y)
+    ref_grads = torch.autograd.grad(ref_loss, list(model.parameters()))
+    seen.clear()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits, loss = model(x, y)
+        assert model.blocks[0].attn.w_q(torch.randn(2, 32)).dtype == torch.bfloat16   # projections: bf16
+    assert seen == [(torch.float32, torch.float32, torch.float32, False)] * cfg.n_layers
+    grads = torch.autograd.grad(loss, list(model.parameters()))
+    assert loss.dtype == torch.float32 and all(g.dtype == torch.float32 for g in grads)
+    assert loss.item() == pytest.approx(ref_loss.item(), rel=1e-2)
+    assert (logits.float() - ref_logits).abs().max() < 0.05 * ref_logits.abs().max()
+    for g, r in zip(grads, ref_grads, strict=True):
+        assert (g - r).norm() <= 0.05 * r.norm() + 1e-6            # bf16 keeps 8 significant bits: <= 0.4% per number
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):   # generation's cached path too
+        cache_out = generate(model, torch.zeros(1, 1, dtype=torch.long), 5, greedy=True)
+    assert cache_out.shape == (1, 6)
+
+
+def test_cpu_bf16_training_tracks_fp32_training(monkeypatch):
+    """TrainSettings(cpu_bf16=True) trains through runtime.autocast (forced on here, whatever this CPU has): the
+    weights stay fp32 and the curve follows the fp32 run's; with the CPU said to lack bf16 the run is exactly fp32."""
+    from course_utils import runtime
+    text = (small_corpus("animals") + " ") * 25
+    tok = CharTokenizer(text)
+    ids = torch.tensor(tok.encode(text))
+    cfg = GPTConfig(vocab_size=tok.vocab_size, block_size=16, d_model=32, n_heads=4, n_layers=2, **OPTIONS[-1])
+    s = TrainSettings(max_steps=30, batch_size=8, lr=3e-3, warmup_steps=5, eval_interval=30, eval_batches=2,
+                      optimizer="muon", muon_lr=0.02, schedule="wsd")
+
+    def run(cpu_bf16: bool, native: bool):
+        monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: native)
+        torch.manual_seed(0)
+        return train(MiniGPT(cfg), ids[:1400], ids[1400:], replace(s, cpu_bf16=cpu_bf16), progress=False)
+
+    fp32, bf16, no_bf16 = run(False, True), run(True, True), run(True, False)
+    assert all(p.dtype == torch.float32 for p in bf16.model.parameters())
+    assert bf16.history["train"] != fp32.history["train"]                  # bf16 did run ...
+    assert bf16.val_loss == pytest.approx(fp32.val_loss, rel=0.03)         # ... and learned as much
+    assert bf16.val_loss < math.log(tok.vocab_size) - 0.7
+    assert no_bf16.history["train"] == fp32.history["train"]               # no bf16 instructions: fp32, exactly

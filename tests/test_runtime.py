@@ -87,3 +87,26 @@ def test_peak_flops_is_a_measured_speed_and_restores_the_threads():
     for bad in (dict(n=8), dict(repeats=0), dict(threads=0)):
         with pytest.raises(ValueError, match="peak_flops_per_s"):
             runtime.peak_flops_per_s("cpu", **bad)
+
+
+@pytest.mark.parametrize("flags,native", [("fpu sse2 avx2 avx512f", False), ("fpu avx512f avx512_bf16", True),
+                                          ("fpu amx_tile amx_bf16 amx_int8", True), ("fpu avx512_bf16x", False)])
+def test_cpu_bf16_native_reads_the_cpus_flags(tmp_path, flags, native):
+    info = tmp_path / "cpuinfo"
+    info.write_text(f"processor\t: 0\nmodel name\t: a CPU with avx512_bf16 in its name\nflags\t\t: {flags}\n")
+    assert runtime.cpu_bf16_native(str(info)) is native
+    assert runtime.cpu_bf16_native(str(tmp_path / "missing")) is False
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_cpu_bf16_autocast_only_when_asked_and_native(monkeypatch, native):
+    monkeypatch.setattr(runtime, "cpu_bf16_native", lambda: native)
+    a, b = torch.randn(4, 8), torch.randn(8, 3)
+    with runtime.autocast("cpu", cpu_bf16=True):
+        y = a @ b
+    assert y.dtype == (torch.bfloat16 if native else torch.float32)
+    with runtime.autocast("cpu"):                                  # not asked: fp32 whatever the CPU
+        assert (a @ b).dtype == torch.float32
+    assert runtime.precision("cpu") == "fp32"
+    assert runtime.precision("cpu", True).startswith("bf16" if native else "fp32 (bf16 asked for")
+    assert runtime.precision("cuda").startswith("bf16")
