@@ -114,25 +114,27 @@ def cpu_bf16_native(cpuinfo: str = "/proc/cpuinfo") -> bool:
     return bool(flags & {"avx512_bf16", "amx_bf16"})
 
 
+def _bf16_on(dev: torch.device, cpu_bf16: bool) -> bool:
+    """Whether :func:`autocast` runs the products in bf16: always on CUDA; on a CPU when asked and native."""
+    return dev.type == "cuda" or (dev.type == "cpu" and cpu_bf16 and cpu_bf16_native())
+
+
 def autocast(dev: torch.device | str, cpu_bf16: bool = False):
     """bf16 autocast on CUDA; on a CPU only when ``cpu_bf16`` asks for it and the CPU multiplies bf16 natively
     (:func:`cpu_bf16_native`); a no-op context elsewhere. Use as ``with autocast(dev): logits = model(x)``.
     Autocast runs the matrix products in bf16 and keeps the weights, their gradients and the loss in fp32."""
     dev = torch.device(dev)
-    if dev.type == "cuda":
-        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
-    if dev.type == "cpu" and cpu_bf16 and cpu_bf16_native():
-        return torch.autocast(device_type="cpu", dtype=torch.bfloat16)
+    if _bf16_on(dev, cpu_bf16):
+        return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
     return torch.autocast(device_type="cpu", enabled=False)
 
 
 def precision(dev: torch.device | str, cpu_bf16: bool = False) -> str:
     """What :func:`autocast` does for these arguments, in words (training prints it)."""
     dev = torch.device(dev)
-    if dev.type == "cuda":
-        return "bf16 matrix products (autocast on the GPU)"
-    if dev.type == "cpu" and cpu_bf16 and cpu_bf16_native():
-        return "bf16 matrix products (autocast; this CPU multiplies bf16 natively)"
+    if _bf16_on(dev, cpu_bf16):
+        where = "on the GPU" if dev.type == "cuda" else "this CPU multiplies bf16 natively"
+        return f"bf16 matrix products (autocast; {where})"
     if dev.type == "cpu" and cpu_bf16:
         return "fp32 (bf16 asked for, but this CPU has no bf16 instructions: it would be slower)"
     return "fp32"
